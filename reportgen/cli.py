@@ -1,0 +1,145 @@
+"""Command-line interface: options in, one library call, output out. The one place errors become messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import Problems, ReportgenError
+from .periods import Quarter, parse_range
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+log = logging.getLogger("reportgen")
+
+
+class QuarterType(click.ParamType):
+    """`2025Q2` -> Quarter; rejects `2025Q5` before any file is read."""
+
+    name = "quarter"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Quarter):
+            return value
+        try:
+            return Quarter.parse(value)
+        except ReportgenError as e:
+            self.fail(e.message, param, ctx)
+
+
+class QuarterRangeType(click.ParamType):
+    """`2025Q2` or `2024Q3..2025Q2` -> list of Quarter."""
+
+    name = "quarter[..quarter]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            quarters = parse_range(value)
+        except ReportgenError as e:
+            self.fail(e.message, param, ctx)
+        if len(quarters) > 40:
+            self.fail(f"'{value}' spans {len(quarters)} quarters; at most 40 at once", param, ctx)
+        return quarters
+
+
+class ReportgenGroup(click.Group):
+    """Turns a ReportgenError into `Error: FILE:LINE: field: message` and exit status 1 (or a traceback
+    with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ReportgenError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise click.ClickException(str(e)) from None
+        except OSError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+            raise click.ClickException(f"{where}{e.strerror or e}") from None
+
+
+def workspace_of(ctx) -> Path:
+    return ctx.obj["workspace"]
+
+
+@click.group(cls=ReportgenGroup, context_settings=CONTEXT_SETTINGS)
+@click.option("-C", "--workspace", type=click.Path(file_okay=False, path_type=Path), default=".",
+              show_default=True, envvar="REPORTGEN_WORKSPACE", help="Workspace folder (has reportgen.toml).")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks instead of short messages.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.version_option(__version__, prog_name="reportgen")
+@click.pass_context
+def cli(ctx, workspace, debug, quiet):
+    """Peer-comparison briefings from published financial statements.
+
+    \b
+    Example:
+        reportgen build --quarter 2025Q2
+        reportgen metrics --quarter 2025Q2 --format json
+    """
+    ctx.ensure_object(dict)
+    ctx.obj.update(workspace=workspace, debug=debug)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr,
+                        force=True)
+
+
+def quarter_option(required=True):
+    return click.option("--quarter", type=QuarterType(), required=required, help="Calendar quarter, e.g. 2025Q2.")
+
+
+@cli.command()
+@quarter_option()
+@click.option("--basis", type=click.Choice(["quarter", "ytd"]), default="quarter", show_default=True,
+              help="Single quarter, or year to date (2025Q2 ytd = first half).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--peer-stats", is_flag=True, help="Print group medians, means and the subject's rank instead.")
+@click.pass_context
+def metrics(ctx, quarter, basis, fmt, peer_stats):
+    """Print the computed metric table: one record per (company, metric).
+
+    Values are plain fractions for ratios and growth (0.065 = 6.5%) and RMB million for amounts.
+
+    \b
+    Example:
+        reportgen metrics --quarter 2025Q2 --basis ytd --format csv > h1.csv
+    """
+    from . import export, pipeline
+
+    c = pipeline.open_workspace(workspace_of(ctx))
+    table = pipeline.metric_table(c, quarter, basis)
+    if peer_stats:
+        table = pipeline.group_stats(c, table)
+        click.echo(export.stats_text(table) if fmt == "table" else
+                   (table.to_csv(index=False) if fmt == "csv" else table.to_json(orient="records", indent=2)))
+        return
+    if fmt == "json":
+        click.echo(json.dumps(export.records(table), ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        click.echo(export.csv_text(table), nl=False)
+    else:
+        click.echo(export.table_text(table))
+
+
+@cli.command()
+@click.pass_context
+def validate(ctx):
+    """Check every data and config file; list each problem as FILE:LINE: field: message.
+
+    \b
+    Example:
+        reportgen -C my-workspace validate
+    """
+    from . import pipeline
+
+    problems = pipeline.validate(workspace_of(ctx))
+    if problems:
+        raise Problems(problems)
+    click.echo("All data and config files are valid.", err=True)

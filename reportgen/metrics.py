@@ -1,0 +1,231 @@
+"""Pure metrics: the METRICS catalogue, its computation over normalized figures, and peer statistics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from .loaders import ITEM_LABELS
+from .normalize import QUARTER, YTD, Figure, Normalizer, missing
+from .periods import Quarter
+
+
+# -- formulas: one small function per metric, named after its accounting inputs --------------------------------
+def gross_margin_from_profit(gross_profit, revenue):
+    """Gross profit / revenue."""
+    return gross_profit / revenue
+
+
+def gross_margin_from_cost(cost_of_revenue, revenue):
+    """(Revenue - cost of revenue) / revenue."""
+    return (revenue - cost_of_revenue) / revenue
+
+
+def expense_ratio(expense, revenue):
+    """An expense (a magnitude) / revenue."""
+    return expense / revenue
+
+
+def margin(profit, revenue):
+    """A profit line (negative for a loss) / revenue."""
+    return profit / revenue
+
+
+def identity(x):
+    return x
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to compute a metric: canonical input items, a formula, and the flag it puts on the value."""
+
+    inputs: tuple[str, ...]
+    fn: Callable
+    flag: str | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    id: str
+    label: str
+    unit: str  # "rmb_mn" | "ratio" | "growth" | "pp"
+    lower_is_better: bool | None
+    definition: str
+    variants: tuple[Variant, ...] = ()
+    kind: str = "level"  # "level" | "yoy" | "qoq" | "yoy_pp"
+    base: str | None = None  # the level metric a growth metric compares
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("revenue", "Revenue", "rmb_mn", None, "Revenue (CAS 营业收入), RMB million.",
+           (Variant(("revenue",), identity),)),
+    Metric("revenue_yoy", "Revenue growth YoY", "growth", False,
+           "Revenue / revenue of the same quarter a year earlier - 1.", kind="yoy", base="revenue"),
+    Metric("revenue_qoq", "Revenue growth QoQ", "growth", False,
+           "Revenue / revenue of the previous quarter - 1 (single-quarter basis only).", kind="qoq", base="revenue"),
+    Metric("gross_margin", "Gross margin", "ratio", False,
+           "Gross profit / revenue; where no gross profit line is reported, (revenue - cost of revenue) / revenue.",
+           (Variant(("gross_profit", "revenue"), gross_margin_from_profit),
+            Variant(("cost_of_revenue", "revenue"), gross_margin_from_cost))),
+    Metric("gross_margin_yoy_pp", "Gross margin change YoY", "pp", False,
+           "Gross margin minus gross margin of the same quarter a year earlier, in percentage points.",
+           kind="yoy_pp", base="gross_margin"),
+    Metric("selling_expense_ratio", "Selling-expense ratio", "ratio", True,
+           "Selling expenses / revenue. US-GAAP issuers report only combined SG&A: their ratio is SG&A / revenue "
+           "(flag sga_proxy). A ratio a source states without the amounts is shown as stated (flag stated_ratio).",
+           (Variant(("selling_expenses", "revenue"), expense_ratio),
+            Variant(("sga", "revenue"), expense_ratio, "sga_proxy"),
+            Variant(("selling_expense_ratio",), identity))),
+    Metric("admin_expense_ratio", "Admin-expense ratio", "ratio", True, "Administrative expenses / revenue.",
+           (Variant(("admin_expenses", "revenue"), expense_ratio),
+            Variant(("admin_expense_ratio",), identity))),
+    Metric("rnd_ratio", "R&D intensity", "ratio", None, "Research and development expenses / revenue.",
+           (Variant(("rnd_expenses", "revenue"), expense_ratio),
+            Variant(("rnd_ratio",), identity))),
+    Metric("operating_margin", "Operating margin", "ratio", False,
+           "Operating profit / revenue, each company's own operating profit line (Xiaomi's IFRS operating profit "
+           "includes fair-value gains).",
+           (Variant(("operating_profit", "revenue"), margin),)),
+    Metric("net_margin", "Net margin", "ratio", False,
+           "Net profit attributable to shareholders / revenue; where that is not reported, net profit / revenue "
+           "(flag total_net_profit).",
+           (Variant(("net_profit_attributable", "revenue"), margin),
+            Variant(("net_profit", "revenue"), margin, "total_net_profit"))),
+)
+BY_ID = {m.id: m for m in METRICS}
+FLAG_NOTES = {
+    "derived_ytd": "single quarter derived from cumulative year-to-date reports (e.g. Q2 = H1 - Q1)",
+    "sga_proxy": "SG&A used as a proxy: the company reports selling, general and administrative expenses combined",
+    "stated_ratio": "ratio as stated by a source, without the amounts behind it",
+    "source_quarter": "single-quarter figure as computed by a source or printed by the company, not by reportgen",
+    "summed_quarters": "year to date as the sum of single-quarter reports",
+    "fx_converted": "converted to RMB at the period-average rate in data/fx.csv",
+    "policy_change": "compares figures across an accounting policy change (e.g. CAS Interpretation No. 18)",
+    "restated": "uses a figure as restated in a later report",
+    "total_net_profit": "net profit including minority interests (attributable figure not reported)",
+    "missing": "not available",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    value: float | None
+    flags: frozenset
+    reason: str
+    sources: tuple
+
+
+def _inputs(norm: Normalizer, company, q, basis, items) -> list[Figure]:
+    """The inputs of one formula, all of one vintage: a ratio never divides a restated figure by one as first
+    published; where the latest figures mix the two, the figures as first published are used together."""
+    figs = [norm.get(company, q, basis, item) for item in items]
+    present = [f for f in figs if not f.missing]
+    if len({f.vintage for f in present}) > 1:
+        figs = [norm.get(company, q, basis, item, "published") for item in items]
+        if any(f.missing for f in figs):
+            return [missing(f"{' and '.join(ITEM_LABELS[i] for i in items)} for {q} exist only in different "
+                            "vintages (as first published vs restated); not combined")]
+    return figs
+
+
+def _level(norm: Normalizer, company, q, basis, metric: Metric) -> Result:
+    reasons = []
+    for v in metric.variants:
+        figs: list[Figure] = _inputs(norm, company, q, basis, v.inputs)
+        gaps = [f for f in figs if f.missing]
+        if gaps:
+            # Prefer the reason of a route this company reports at all (CAS issuers print no gross profit).
+            usual = all(norm.reports(company, i) for i in v.inputs)
+            reasons.append((0 if usual else 1, len(reasons), gaps[0].reason))
+            continue
+        if "revenue" in v.inputs and figs[v.inputs.index("revenue")].value <= 0:
+            reasons.append(f"revenue for {q} is not positive")
+            continue
+        value = v.fn(*(f.value for f in figs))
+        flags = frozenset().union(*(f.flags for f in figs)) | ({v.flag} if v.flag else set())
+        if any(s.vintage == "restated" for f in figs for s in f.sources):
+            flags |= {"restated"}
+        old = frozenset().union(*(f.old_basis for f in figs))
+        return Result(value, flags | ({"old_basis"} if old else set()), "", tuple(s for f in figs for s in f.sources))
+    return Result(None, frozenset({"missing"}), min(reasons)[2] if reasons else "no formula applies", ())
+
+
+def _old_basis(norm: Normalizer, company, q, basis, metric: Metric) -> frozenset:
+    out = frozenset()
+    for v in metric.variants:
+        figs = _inputs(norm, company, q, basis, v.inputs)
+        if not any(f.missing for f in figs):
+            return out.union(*(f.old_basis for f in figs))
+    return out
+
+
+def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: Metric) -> Result:
+    """One metric for one company and quarter, with flags, the reason when missing, and its sources."""
+    if metric.kind == "level":
+        r = _level(norm, company, q, basis, metric)
+        return Result(r.value, r.flags - {"old_basis"}, r.reason, r.sources)
+    base = BY_ID[metric.base]
+    if metric.kind == "qoq" and basis == YTD:
+        return Result(None, frozenset({"missing"}), "quarter-on-quarter growth is defined on the single-quarter "
+                      "basis only", ())
+    prior_q = q.shift(-1 if metric.kind == "qoq" else -4)
+    now, prior = _level(norm, company, q, basis, base), _level(norm, company, prior_q, basis, base)
+    if now.value is None:
+        return Result(None, frozenset({"missing"}), now.reason, ())
+    if prior.value is None:
+        return Result(None, frozenset({"missing"}), f"no {base.label.lower()} for {prior_q}: {prior.reason}", ())
+    flags = (now.flags | prior.flags) - {"old_basis"}
+    if _old_basis(norm, company, q, basis, base) != _old_basis(norm, company, prior_q, basis, base):
+        flags |= {"policy_change"}
+    if metric.kind == "yoy_pp":
+        value = now.value - prior.value
+    else:
+        if prior.value <= 0:
+            return Result(None, frozenset({"missing"}), f"{base.label.lower()} for {prior_q} is not positive", ())
+        value = now.value / prior.value - 1
+    return Result(value, flags, "", now.sources + prior.sources)
+
+
+def compute_metrics(norm: Normalizer, companies: list[tuple[str, str, str, str]], q: Quarter,
+                    basis: str = QUARTER, metric_ids=None) -> pd.DataFrame:
+    """The metric table: one row per (company, metric). companies: (id, name, name_zh, group)."""
+    records = []
+    metrics = [BY_ID[m] for m in metric_ids] if metric_ids else METRICS
+    for cid, name, name_zh, group in companies:
+        for m in metrics:
+            r = compute_one(norm, cid, q, basis, m)
+            records.append({
+                "company": cid, "name": name, "name_zh": name_zh, "group": group, "quarter": str(q),
+                "basis": basis, "metric": m.id, "value": r.value, "flags": sorted(r.flags), "reason": r.reason,
+                "sources": sorted({s.ref() for s in r.sources}),
+                "urls": sorted({s.url for s in r.sources}),
+            })
+    return pd.DataFrame.from_records(records, columns=[
+        "company", "name", "name_zh", "group", "quarter", "basis", "metric", "value", "flags", "reason",
+        "sources", "urls"])
+
+
+def peer_stats(table: pd.DataFrame, subject: str, groups) -> pd.DataFrame:
+    """Per peer group and metric: median and mean of the peers, how many have a value, the subject's rank."""
+    rows = []
+    subj = table[table.company == subject].set_index("metric")["value"]
+    for g in groups:
+        part = table[table.company.isin(g.members)]
+        for m in METRICS:
+            vals = part.loc[part.metric == m.id, "value"].dropna().astype(float)
+            sv = subj.get(m.id)
+            sv = None if sv is None or (isinstance(sv, float) and math.isnan(sv)) else float(sv)
+            rank = None
+            if sv is not None and m.lower_is_better is not None:
+                better = (vals < sv) if m.lower_is_better else (vals > sv)
+                rank = int(better.sum()) + 1
+            elif sv is not None:
+                rank = int((vals > sv).sum()) + 1
+            rows.append({"group": g.id, "metric": m.id, "median": float(vals.median()) if len(vals) else None,
+                         "mean": float(vals.mean()) if len(vals) else None, "n": int(len(vals)),
+                         "subject_value": sv, "subject_rank": rank if sv is not None else None,
+                         "ranked": int(len(vals)) + (1 if sv is not None else 0)})
+    return pd.DataFrame.from_records(rows)

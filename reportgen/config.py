@@ -101,22 +101,25 @@ def line_of(text: str, key: str, section: str | None = None) -> int | None:
     return None
 
 
-def read_toml(path: Path) -> tuple[dict, str]:
-    """Parse a TOML file; a syntax error becomes a ConfigError at its line."""
+def read_toml(path: Path, rel: str | None = None, error=ConfigError) -> tuple[dict, str]:
+    """Parse a TOML file; a syntax error becomes an error at its line (named `rel` in messages)."""
+    rel = rel or str(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError("file not found", path) from None
+        raise error("file not found", rel) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"not UTF-8 text ({e.reason} at byte {e.start})", path) from None
+        raise error(f"not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8", rel) from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
-        line = getattr(e, "lineno", None)
-        msg = getattr(e, "msg", str(e))
-        raise ConfigError(f"not valid TOML: {msg}", path, line) from None
+        # Python < 3.14 has no lineno attribute; the message ends "(at line N, column M)".
+        m = re.search(r"\(at line (\d+), column \d+\)$", str(e))
+        line = getattr(e, "lineno", None) or (int(m.group(1)) if m else None)
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)$", "", getattr(e, "msg", str(e)))
+        raise error(f"not valid TOML: {msg}", rel, line) from None
 
 
 def load_settings(workspace: Path) -> Settings:
@@ -125,8 +128,8 @@ def load_settings(workspace: Path) -> Settings:
     if not path.exists():
         raise ConfigError(f"no {CONFIG_NAME} here; run 'reportgen init DIR' to create a workspace, "
                           "or pass -C DIR", path)
-    data, text = read_toml(path)
     rel = CONFIG_NAME
+    data, text = read_toml(path, rel)
 
     def err(msg, key, section=None):
         return ConfigError(msg, rel, line_of(text, key, section), key)

@@ -100,7 +100,7 @@ def load_registry(root: Path) -> dict[str, Company]:
     rel = _rel(path, root)
     if not path.exists():
         raise DataError("company registry not found", rel)
-    data, text = read_toml(path)
+    data, text = read_toml(path, rel, DataError)
     if not data:
         raise DataError("the registry lists no companies", rel)
     out = {}
@@ -146,7 +146,7 @@ def load_labels(root: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     rel = _rel(path, root)
     if not path.exists():
         raise DataError("label map not found", rel)
-    data, text = read_toml(path)
+    data, text = read_toml(path, rel, DataError)
     valid = set(ITEMS) | set(STATED_RATIOS)
     for k in data:
         if k not in ("labels", "overrides"):

@@ -1,0 +1,119 @@
+"""Shared fixtures: a CLI runner, a copy of the default workspace, and small hand-made workspaces."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+FIN_HEADER = "period,basis,label,value,unit,currency,vintage,source_url\n"
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def default_ws(tmp_path) -> Path:
+    """A copy of the repository's default workspace (Xiaomi and nine peers)."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    shutil.copy(REPO / "reportgen.toml", ws / "reportgen.toml")
+    shutil.copytree(REPO / "data", ws / "data")
+    if (REPO / "templates").exists():
+        shutil.copytree(REPO / "templates", ws / "templates")
+    (ws / "output").mkdir()
+    return ws
+
+
+def write_mini(root: Path, files: dict[str, str]) -> Path:
+    """A small synthetic workspace: subject 'alpha' (quarterly, RMB), peers 'beta' (quarterly, HKD) and
+    'gamma' (year-to-date A-share, yuan). Figures are invented test data, not company figures.
+    `files` overrides or adds files by relative path."""
+    base = {
+        "reportgen.toml": """
+            [report]
+            subject = "alpha"
+            title = "{subject} vs peers: {quarter} briefing"
+            min_peers_reported = 1
+            [groups.peers]
+            label = "Peers"
+            members = ["beta", "gamma"]
+        """,
+        "data/companies.toml": """
+            [alpha]
+            name = "Alpha"
+            name_zh = "阿尔法"
+            ticker = "AAA"
+            exchange = "HKEX"
+            standard = "IFRS"
+            currency = "RMB"
+            reporting = "quarterly"
+            [beta]
+            name = "Beta"
+            name_zh = "贝塔"
+            ticker = "BBB"
+            exchange = "HKEX"
+            standard = "IFRS"
+            currency = "HKD"
+            reporting = "quarterly"
+            [gamma]
+            name = "Gamma"
+            name_zh = "伽马"
+            ticker = "000001.SZ"
+            exchange = "SZSE"
+            standard = "CAS"
+            currency = "RMB"
+            reporting = "ytd"
+        """,
+        "data/labels.toml": (REPO / "data" / "labels.toml").read_text(encoding="utf-8"),
+        "data/fx.csv": """
+            currency,period,basis,rmb_per_unit,source_url
+            HKD,2025Q1,3M,0.92,https://example.test/fx
+            HKD,2025Q2,3M,0.90,https://example.test/fx
+            HKD,2024Q2,3M,0.91,https://example.test/fx
+        """,
+        "data/financials/alpha.csv": FIN_HEADER + """
+            2024Q2,3M,Revenue,800,million,RMB,published,https://example.test/a
+            2025Q1,3M,Revenue,900,million,RMB,published,https://example.test/a
+            2025Q2,3M,Revenue,1000,million,RMB,published,https://example.test/a
+            2025Q2,3M,Cost of sales,-750,million,RMB,published,https://example.test/a
+            2025Q2,3M,Selling and marketing expenses,-60,million,RMB,published,https://example.test/a
+        """,
+        "data/financials/beta.csv": FIN_HEADER + """
+            2024Q2,3M,Revenue,500,million,HKD,published,https://example.test/b
+            2025Q1,3M,Revenue,400,million,HKD,published,https://example.test/b
+            2025Q2,3M,Revenue,600,million,HKD,published,https://example.test/b
+            2025Q2,3M,Selling and distribution expenses,-54,million,HKD,published,https://example.test/b
+        """,
+        "data/financials/gamma.csv": FIN_HEADER + """
+            2025Q1,3M,营业收入,300000000,yuan,RMB,published,https://example.test/g
+            2025Q1,3M,销售费用,30000000,yuan,RMB,published,https://example.test/g
+            2025Q2,6M,营业收入,7.5,hundred_million,RMB,published,https://example.test/g
+            2025Q2,6M,销售费用,0.66,hundred_million,RMB,published,https://example.test/g
+        """,
+    }
+    base.update(files)
+    for rel, text in base.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if text is None:
+            continue
+        body = textwrap.dedent(text)
+        if rel.endswith(".csv"):
+            body = "\n".join(ln.strip() for ln in body.strip().splitlines() if ln.strip()) + "\n"
+        p.write_text(body, encoding="utf-8")
+    (root / "output").mkdir(exist_ok=True)
+    if (REPO / "templates").exists() and not (root / "templates").exists():
+        shutil.copytree(REPO / "templates", root / "templates")
+    return root
+
+
+@pytest.fixture
+def mini_ws(tmp_path) -> Path:
+    return write_mini(tmp_path / "mini", {})

@@ -87,8 +87,29 @@ def cli(ctx, workspace, debug, quiet):
     """
     ctx.ensure_object(dict)
     ctx.obj.update(workspace=workspace, debug=debug)
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr,
-                        force=True)
+    _configure_logging(quiet)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (so click's test runner captures it too)."""
+
+    def emit(self, record):
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # a logging failure must never stop a build
+            self.handleError(record)
+
+
+def _configure_logging(quiet: bool) -> None:
+    """Progress lines of reportgen on stderr; libraries only when something is wrong."""
+    logger = logging.getLogger("reportgen")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    # WeasyPrint warns about every SVG presentation property inside inline charts; they render fine.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
 
 
 def quarter_option(required=True):
@@ -143,3 +164,42 @@ def validate(ctx):
     if problems:
         raise Problems(problems)
     click.echo("All data and config files are valid.", err=True)
+
+
+@cli.command()
+@click.option("--quarter", "quarters", type=QuarterRangeType(), required=True,
+              help="A quarter (2025Q2) or a range (2024Q3..2025Q2).")
+@click.option("--date", "edition_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Edition date (default: SOURCE_DATE_EPOCH's date, else today).")
+@click.pass_context
+def build(ctx, quarters, edition_date):
+    """Build output/<quarter>/: the HTML and PDF briefing, metrics CSV and XLSX, manifest.json.
+
+    \b
+    Example:
+        reportgen build --quarter 2025Q2
+        reportgen build --quarter 2024Q3..2025Q2
+    """
+    from . import pipeline
+
+    editions = pipeline.build(workspace_of(ctx), quarters, edition_date.date() if edition_date else None,
+                              progress=log.info)
+    for e in editions:
+        click.echo(str(e.path / "briefing.pdf"))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing workspace's config, data and templates.")
+def init(directory, force):
+    """Create a workspace in DIRECTORY from the packaged defaults (Xiaomi and nine peers).
+
+    \b
+    Example:
+        reportgen init ~/briefings && reportgen -C ~/briefings build --quarter 2025Q2
+    """
+    from . import pipeline
+
+    for p in pipeline.init_workspace(directory, force):
+        click.echo(str(p))
+    log.info("workspace ready: reportgen -C %s build --quarter 2025Q2", directory)

@@ -379,3 +379,26 @@ def load_workspace(root: Path, company_ids=None) -> Workspace:
         ws.rows += load_financials(root, companies[cid], labels, overrides, fx)
         ws.files += financial_files(root, cid)
     return ws
+
+
+def load_sentence_templates(root: Path) -> dict[str, str]:
+    """templates/findings.toml: the wording of the key findings (missing file: the built-in wording)."""
+    from .findings import DEFAULT_TEMPLATES
+
+    path = Path(root) / "templates" / "findings.toml"
+    if not path.exists():
+        return {}
+    rel = _rel(path, Path(root))
+    data, text = read_toml(path, rel, DataError)
+    for k, v in data.items():
+        if k not in DEFAULT_TEMPLATES:
+            raise DataError(f"unknown sentence '{k}'; known: {', '.join(DEFAULT_TEMPLATES)}", rel, line_of(text, k), k)
+        if not isinstance(v, str):
+            raise DataError("must be text", rel, line_of(text, k), k)
+        placeholders = set(re.findall(r"{(\w*)}", DEFAULT_TEMPLATES[k]))
+        used = set(re.findall(r"{(\w*)[^}]*}", v))
+        if used - placeholders:
+            raise DataError(f"unknown placeholder {{{sorted(used - placeholders)[0]}}}; this sentence can use "
+                            f"{', '.join('{' + p + '}' for p in sorted(placeholders)) or 'none'}", rel,
+                            line_of(text, k), k)
+    return data

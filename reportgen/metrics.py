@@ -116,6 +116,7 @@ class Result:
     flags: frozenset
     reason: str
     sources: tuple
+    old_basis: frozenset = frozenset()  # policy changes the inputs predate (figures as first published)
 
 
 def _inputs(norm: Normalizer, company, q, basis, items) -> list[Figure]:
@@ -149,24 +150,14 @@ def _level(norm: Normalizer, company, q, basis, metric: Metric) -> Result:
         if any(s.vintage == "restated" for f in figs for s in f.sources):
             flags |= {"restated"}
         old = frozenset().union(*(f.old_basis for f in figs))
-        return Result(value, flags | ({"old_basis"} if old else set()), "", tuple(s for f in figs for s in f.sources))
+        return Result(value, flags, "", tuple(s for f in figs for s in f.sources), old)
     return Result(None, frozenset({"missing"}), min(reasons)[2] if reasons else "no formula applies", ())
-
-
-def _old_basis(norm: Normalizer, company, q, basis, metric: Metric) -> frozenset:
-    out = frozenset()
-    for v in metric.variants:
-        figs = _inputs(norm, company, q, basis, v.inputs)
-        if not any(f.missing for f in figs):
-            return out.union(*(f.old_basis for f in figs))
-    return out
 
 
 def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: Metric) -> Result:
     """One metric for one company and quarter, with flags, the reason when missing, and its sources."""
     if metric.kind == "level":
-        r = _level(norm, company, q, basis, metric)
-        return Result(r.value, r.flags - {"old_basis"}, r.reason, r.sources)
+        return _level(norm, company, q, basis, metric)
     base = BY_ID[metric.base]
     if metric.kind == "qoq" and basis == YTD:
         return Result(None, frozenset({"missing"}), "quarter-on-quarter growth is defined on the single-quarter "
@@ -177,8 +168,8 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
         return Result(None, frozenset({"missing"}), now.reason, ())
     if prior.value is None:
         return Result(None, frozenset({"missing"}), f"no {base.label.lower()} for {prior_q}: {prior.reason}", ())
-    flags = (now.flags | prior.flags) - {"old_basis"}
-    if _old_basis(norm, company, q, basis, base) != _old_basis(norm, company, prior_q, basis, base):
+    flags = now.flags | prior.flags
+    if now.old_basis != prior.old_basis:
         flags |= {"policy_change"}
     if metric.kind == "yoy_pp":
         value = now.value - prior.value

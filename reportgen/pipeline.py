@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from . import config, loaders
+from . import __version__, config, loaders
 from .errors import ConfigError, DataError, PeriodError, Problems, ReportgenError
 from .metrics import BY_ID, compute_metrics, peer_stats
 from .normalize import QUARTER, Normalizer, check_alignment
@@ -142,3 +148,177 @@ def validate(root: Path) -> list[ReportgenError]:
 def raise_problems(problems: list[ReportgenError]) -> None:
     if problems:
         raise Problems(problems)
+
+
+# -- build --------------------------------------------------------------------------------------------------------
+MANIFEST = "manifest.json"
+FILES = ("briefing.html", "briefing.pdf", "metrics.csv", "metrics.xlsx")
+
+
+@dataclass
+class Edition:
+    """A built edition: output/<quarter>/ with its manifest."""
+
+    quarter: str
+    path: Path
+    edition: str
+    manifest: dict
+    rebuilt: bool = True
+
+
+def edition_date_default() -> date:
+    """SOURCE_DATE_EPOCH's date when set (reproducible builds), else today (UTC)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=timezone.utc).date()
+        except ValueError:
+            raise ConfigError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, not '{epoch}'") from None
+    return datetime.now(timezone.utc).date()
+
+
+def _pdf_created(edition_date: date) -> datetime:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+    return datetime(edition_date.year, edition_date.month, edition_date.day, tzinfo=timezone.utc)
+
+
+def input_files(ctx: Context) -> list[Path]:
+    """Every file an edition depends on: config, registry, label map, FX, financials, templates."""
+    root = ctx.root
+    files = [root / config.CONFIG_NAME, root / "data" / "companies.toml", root / "data" / "labels.toml"]
+    files += [root / "data" / "fx.csv"] if (root / "data" / "fx.csv").exists() else []
+    files += sorted(ctx.data.files)
+    tdir = root / "templates"
+    if tdir.is_dir():
+        files += sorted(p for p in tdir.rglob("*") if p.is_file())
+    return files
+
+
+def inputs_hash(ctx: Context, quarter: Quarter) -> tuple[str, list[dict]]:
+    """Content hash of everything an edition depends on (and the tool version and quarter)."""
+    h = hashlib.sha256(f"reportgen {__version__} {quarter}\n".encode())
+    listed = []
+    for p in input_files(ctx):
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        rel = p.relative_to(ctx.root).as_posix()
+        h.update(f"{rel} {digest}\n".encode())
+        listed.append({"path": rel, "sha256": digest})
+    return h.hexdigest(), listed
+
+
+def read_manifest(root: Path, quarter: Quarter) -> dict | None:
+    path = Path(root) / "output" / str(quarter) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def build(root: Path, quarters: list[Quarter], edition_date: date | None = None, progress=None,
+          only_if_changed: bool = False, ctx: Context | None = None) -> list[Edition]:
+    """Build output/<quarter>/ for each quarter: HTML, PDF, metrics CSV and XLSX, manifest.json.
+
+    Each edition is written to a temporary folder and swapped in only when complete, so a failed or killed
+    build leaves the previous edition intact. With only_if_changed, an edition whose inputs are unchanged is
+    left as it is.
+    """
+    from . import briefing, export, render
+
+    say = progress or (lambda msg: None)
+    ctx = ctx or open_workspace(root)
+    edition_date = edition_date or edition_date_default()
+    templates = loaders.load_sentence_templates(ctx.root)
+    for q in quarters:
+        require_subject_data(ctx, q)
+    out = []
+    for q in quarters:
+        digest, inputs = inputs_hash(ctx, q)
+        old = read_manifest(ctx.root, q)
+        if only_if_changed and old and old.get("inputs_hash") == digest:
+            say(f"{q}: inputs unchanged since edition {old['edition']}; nothing to build")
+            out.append(Edition(str(q), ctx.root / "output" / str(q), old["edition"], old, rebuilt=False))
+            continue
+        say(f"{q}: computing metrics and charts")
+        b = briefing.assemble(ctx, q, edition_date, templates)
+        say(f"{q}: rendering HTML")
+        html = render.render_html(b, ctx.root / "templates")
+        say(f"{q}: rendering PDF")
+        pdf = render.render_pdf(html, ctx.root, _pdf_created(edition_date), ctx.root / "templates")
+        table = metric_table(ctx, q)
+        payload = {"briefing.html": html.encode("utf-8"), "briefing.pdf": pdf,
+                   "metrics.csv": export.csv_text(table).encode("utf-8"), "metrics.xlsx": export.xlsx_bytes(table)}
+        manifest = {
+            "quarter": str(q), "edition": digest[:16], "inputs_hash": digest, "tool_version": __version__,
+            "edition_date": edition_date.isoformat(), "built_at": datetime.now(timezone.utc).isoformat(),
+            "title": b["title"], "findings": b["findings"], "notes": b["notes"], "chart_count": b["chart_count"],
+            "not_reported": b["not_reported"], "inputs": inputs,
+            "files": {n: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for n, data in payload.items()},
+        }
+        payload[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        dest = ctx.root / "output" / str(q)
+        write_edition(dest, payload)
+        say(f"{q}: wrote {dest.relative_to(ctx.root)}/ ({', '.join(payload)})")
+        out.append(Edition(str(q), dest, manifest["edition"], manifest))
+    return out
+
+
+def write_edition(dest: Path, payload: dict[str, bytes]) -> None:
+    """Write every file into a temporary sibling folder, fsync, then swap it in place of `dest`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-", dir=dest.parent))
+    try:
+        for name, data in payload.items():
+            with open(tmp / name, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        keep = [p for p in (dest.iterdir() if dest.exists() else []) if p.name not in payload]
+        for p in keep:  # e.g. an outbox of .eml files from a dry run stays with its edition
+            os.replace(p, tmp / p.name)
+        old = None
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# -- init ---------------------------------------------------------------------------------------------------------
+DEFAULT_PARTS = (config.CONFIG_NAME, "data", "templates")
+
+
+def defaults_root() -> Path:
+    """Where the default workspace lives: packaged in the wheel, or the repository root in a source checkout."""
+    packaged = Path(__file__).resolve().parent / "defaults"
+    if (packaged / config.CONFIG_NAME).exists():
+        return packaged
+    source = Path(__file__).resolve().parents[1]
+    if (source / config.CONFIG_NAME).exists() and (source / "data" / "companies.toml").exists():
+        return source
+    raise ConfigError("the default workspace is missing from this installation; reinstall reportgen")
+
+
+def init_workspace(dest: Path, force: bool = False) -> list[Path]:
+    """Write a new workspace (config, data, templates, empty output/) from the packaged defaults."""
+    dest = Path(dest)
+    if (dest / config.CONFIG_NAME).exists() and not force:
+        raise ConfigError(f"a workspace already exists here; use --force to overwrite its {config.CONFIG_NAME}, "
+                          "data/ and templates/", str(dest / config.CONFIG_NAME))
+    src = defaults_root()
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for part in DEFAULT_PARTS:
+        s = src / part
+        if s.is_dir():
+            shutil.copytree(s, dest / part, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(s, dest / part)
+        written.append(dest / part)
+    (dest / "output").mkdir(exist_ok=True)
+    return written

@@ -1,0 +1,86 @@
+"""Briefing -> HTML (Jinja2, autoescape, StrictUndefined) -> PDF (WeasyPrint, workspace-only URL fetcher)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from .errors import RenderError
+
+log = logging.getLogger("reportgen.render")
+TEMPLATE = "briefing.html.j2"
+
+
+def render_html(briefing: dict, templates_dir: Path) -> str:
+    """The standalone briefing: CSS and SVG charts inline, so it opens offline in any browser."""
+    import jinja2
+
+    templates_dir = Path(templates_dir)
+    if not (templates_dir / TEMPLATE).exists():
+        raise RenderError(f"template not found; run 'reportgen init' to get the default templates",
+                          str(templates_dir / TEMPLATE))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    css_path = templates_dir / "briefing.css"
+    css = css_path.read_text(encoding="utf-8") if css_path.exists() else ""
+    try:
+        template = env.get_template(TEMPLATE)
+        return template.render(b=briefing, css=jinja2.utils.markupsafe.Markup(css))
+    except jinja2.TemplateSyntaxError as e:
+        raise RenderError(f"template syntax error: {e.message}", f"templates/{e.name or TEMPLATE}", e.lineno) from None
+    except jinja2.UndefinedError as e:
+        raise RenderError(f"template uses something the briefing does not have: {e.message}",
+                          f"templates/{TEMPLATE}") from None
+    except jinja2.TemplateError as e:
+        raise RenderError(f"template error: {e}", f"templates/{TEMPLATE}") from None
+
+
+def _fetcher_class():
+    from weasyprint.urls import URLFetcher
+
+    class WorkspaceFetcher(URLFetcher):
+        """Fetches data: URLs and files inside the workspace only; refuses the network and other paths."""
+
+        def __init__(self, root: Path, **kwargs):
+            super().__init__(allowed_protocols=("file", "data"), **kwargs)
+            self.root = Path(root).resolve()
+            self.refused: list[str] = []
+
+        def fetch(self, url, headers=None):
+            scheme = urlparse(url).scheme.lower()
+            if scheme == "data":
+                return super().fetch(url, headers)
+            if scheme == "file":
+                path = Path(unquote(urlparse(url).path)).resolve()
+                if path.is_relative_to(self.root):
+                    return super().fetch(url, headers)
+                reason = "outside the workspace"
+            else:
+                reason = "network access is not allowed"
+            self.refused.append(url)
+            log.warning("refused to fetch %s: %s", url, reason)
+            raise ValueError(f"reportgen refuses {url}: {reason}")
+
+    return WorkspaceFetcher
+
+
+def workspace_fetcher(root: Path):
+    """A WeasyPrint URL fetcher confined to the workspace folder."""
+    return _fetcher_class()(root)
+
+
+def render_pdf(html: str, root: Path, created: datetime, base_dir: Path | None = None) -> bytes:
+    """PDF bytes of the briefing; `created` becomes the PDF's creation and modification date."""
+    from weasyprint import HTML
+
+    stamp = created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = f'<meta name="dcterms.created" content="{stamp}"><meta name="dcterms.modified" content="{stamp}">'
+    html = html.replace("</head>", meta + "</head>", 1)
+    fetcher = workspace_fetcher(root)
+    base = Path(base_dir or root).resolve().as_uri() + "/"
+    try:
+        return HTML(string=html, base_url=base, url_fetcher=fetcher).write_pdf()
+    except Exception as e:  # WeasyPrint raises many kinds; the user needs the step and the cause
+        raise RenderError(f"PDF rendering failed: {type(e).__name__}: {e}") from None

@@ -173,5 +173,7 @@ def _sources(ctx, records) -> list[dict]:
     out = []
     for key in sorted(seen, key=lambda k: (order.get(k[0], len(order)), k[1], int(k[2][:-1]), k[3])):
         e = seen[key]
-        out.append({**e, "labels": ", ".join(sorted(e["labels"])), "refs": ", ".join(sorted(e["refs"]))})
+        out.append({**e, "labels": ", ".join(sorted(e["labels"])), "refs": ", ".join(sorted(e["refs"])),
+                    # only web addresses become links: a javascript: or file: URL in a data file stays text
+                    "link": e["url"].lower().startswith(("https://", "http://"))})
     return out

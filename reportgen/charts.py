@@ -35,6 +35,11 @@ class Point:
     subject: bool = False
 
 
+def _short(label: str, n: int = 18) -> str:
+    """Keep axis labels from overrunning their neighbours: long names end in an ellipsis."""
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
 def _figure(w=6.6, h=2.9):
     import matplotlib
 
@@ -80,7 +85,7 @@ def bar_chart(bars: list[Bar], title: str, ylabel: str, median: float | None, me
         ax.axhline(median, color=PALETTE["median"], linestyle="--", linewidth=1)
         ax.text(len(bars) - 0.5, median, f" {median_label} {median * 100:.1f}%", va="bottom", ha="right",
                 fontsize=7.5, color=PALETTE["median"])
-    ax.set_xticks(list(xs), [b.label for b in bars])
+    ax.set_xticks(list(xs), [_short(b.label) for b in bars])
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left")
     ax.set_ylim(min(0, min(values) * 1.2), top * 1.25)
@@ -97,7 +102,7 @@ def trend_chart(quarters: list[str], series: list[Series], title: str, ylabel: s
     for i, s in enumerate(series):
         ys = [math.nan if v is None else v for v in s.values]
         color = PALETTE["subject"] if s.subject else LINE_COLORS[i % len(LINE_COLORS)]
-        ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=2.4 if s.subject else 1.4, color=color, label=s.label)
+        ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=2.4 if s.subject else 1.4, color=color, label=_short(s.label, 24))
     ax.set_xticks(xs, quarters)
     ax.set_xlabel("Calendar quarter")
     ax.set_ylabel(ylabel)
@@ -116,7 +121,7 @@ def scatter_chart(points: list[Point], title: str, xlabel: str, ylabel: str) -> 
         area = 30 + 570 * max(p.size, 0) / biggest
         ax.scatter([p.x], [p.y], s=area, alpha=0.75, color=PALETTE["subject"] if p.subject else PALETTE["peer"],
                    edgecolors="white", linewidths=0.8)
-        ax.annotate(p.label, (p.x, p.y), xytext=(6, 4), textcoords="offset points", fontsize=7.5)
+        ax.annotate(_short(p.label), (p.x, p.y), xytext=(6, 4), textcoords="offset points", fontsize=7.5)
     ax.axvline(0, color=PALETTE["muted"], linewidth=0.8)
     ax.margins(0.12, 0.15)
     ax.set_xlabel(xlabel)

@@ -80,6 +80,20 @@ _TOP_KEYS = {"report", "groups", "mail", "schedule"}
 _SECRET_KEYS = {"password", "smtp_password", "pass", "secret"}
 
 
+def check_placeholders(template: str, allowed: set[str], fail) -> None:
+    """Raise fail(message) unless `template` is a valid str.format template using only `allowed` names."""
+    import string
+
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as e:
+        raise fail(f"not a valid template ({e}); write a literal brace as {{{{ or }}}}") from None
+    bad = sorted(n for n in names if n not in allowed)
+    if bad:
+        known = ", ".join("{" + a + "}" for a in sorted(allowed))
+        raise fail(f"unknown placeholder {{{bad[0]}}}; this text can use {known}")
+
+
 def line_of(text: str, key: str, section: str | None = None) -> int | None:
     """1-based line where `key = ...` (or the table `[section]`) is written, searching after `section`."""
     lines = text.splitlines()
@@ -150,6 +164,8 @@ def load_settings(workspace: Path) -> Settings:
             want = "a list" if typ is list else (typ.__name__ if isinstance(typ, type) else "a number")
             raise err(f"must be {want}, not {v!r}", k, "report")
         kw[k] = tuple(v) if isinstance(v, list) else v
+    if "title" in kw:
+        check_placeholders(kw["title"], {"subject", "quarter"}, lambda m: err(m, "title", "report"))
     if "slightly_pp" in kw and not (0 <= kw["slightly_pp"] <= 100):
         raise err("must be between 0 and 100 percentage points", "slightly_pp", "report")
     if "trend_quarters" in kw and not (2 <= kw["trend_quarters"] <= 40):
@@ -197,6 +213,9 @@ def load_settings(workspace: Path) -> Settings:
         for a in attach:
             if a not in ("pdf", "html", "xlsx"):
                 raise err(f"unknown attachment '{a}'; choose from pdf, html, xlsx", "attach", sec)
+        if "subject" in spec:
+            check_placeholders(str(spec["subject"]), {"title", "quarter", "edition_date"},
+                               lambda m: err(m, "subject", sec))
         lists.append(MailList(name, addrs("to"), addrs("cc"), addrs("bcc"),
                               str(spec.get("subject", "{title}")), attach))
     kw["mail_lists"] = tuple(lists)

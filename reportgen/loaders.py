@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import line_of, read_toml
+from .config import check_placeholders, line_of, read_toml
 from .errors import DataError
 from .periods import Quarter
 
@@ -311,6 +312,8 @@ def _check_row(r: dict, line: int, rel: str, company: Company, label_map, fx, se
     value = parse_number(r["value"])
     if value is None:
         raise DataError(f"'{r['value']}' is not a number", rel, line, "value")
+    if not math.isfinite(value) or abs(value) >= 1e18:
+        raise DataError(f"'{r['value']}' is out of range for a financial figure", rel, line, "value")
     unit = r["unit"].strip().lower()
     if unit not in UNITS:
         raise DataError(f"unknown unit '{r['unit']}'; use one of {', '.join(UNITS)}", rel, line, "unit")
@@ -395,10 +398,6 @@ def load_sentence_templates(root: Path) -> dict[str, str]:
             raise DataError(f"unknown sentence '{k}'; known: {', '.join(DEFAULT_TEMPLATES)}", rel, line_of(text, k), k)
         if not isinstance(v, str):
             raise DataError("must be text", rel, line_of(text, k), k)
-        placeholders = set(re.findall(r"{(\w*)}", DEFAULT_TEMPLATES[k]))
-        used = set(re.findall(r"{(\w*)[^}]*}", v))
-        if used - placeholders:
-            raise DataError(f"unknown placeholder {{{sorted(used - placeholders)[0]}}}; this sentence can use "
-                            f"{', '.join('{' + p + '}' for p in sorted(placeholders)) or 'none'}", rel,
-                            line_of(text, k), k)
+        allowed = set(re.findall(r"{(\w+)}", DEFAULT_TEMPLATES[k]))
+        check_placeholders(v, allowed, lambda m, k=k: DataError(m, rel, line_of(text, k), k))
     return data

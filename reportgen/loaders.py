@@ -7,6 +7,7 @@ beyond parsing a number.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import re
@@ -37,6 +38,8 @@ ITEM_LABELS = {
     "admin_expense_ratio": "stated admin-expense ratio", "rnd_ratio": "stated R&D ratio",
 }
 EXPENSE_ITEMS = ("cost_of_revenue", "selling_expenses", "sga", "admin_expenses", "rnd_expenses")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_QUARTER_TEXT = re.compile(r"^\d{4}[Qq][1-4]$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
@@ -77,6 +80,8 @@ class Workspace:
     fx: dict[tuple[str, str, str], tuple[float, str, int]]
     rows: list[dict] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    #: (company, item) pairs reported in any period, including periods not loaded
+    reported: set = field(default_factory=set)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -88,12 +93,28 @@ def _rel(path: Path, root: Path) -> str:
 
 def parse_number(text: str) -> float | None:
     """A number as written in a data file; None if it is not one. Accepts 1,234.5 and full-width digits."""
-    t = unicodedata.normalize("NFKC", str(text)).strip().replace("\u2212", "-")
+    t = str(text).strip()
+    if _NUMBER.match(t):  # the common case, without Unicode normalization
+        return float(t)
+    t = unicodedata.normalize("NFKC", t).strip().replace("\u2212", "-")
     if _GROUPED.match(t):
         t = t.replace(",", "")
     if not _NUMBER.match(t):
         return None
     return float(t)
+
+
+_TABLE = re.compile(r"^\s*\[\s*\"?([^\]\".]+)\"?\s*\]\s*(#.*)?$")
+
+
+def _table_lines(text: str) -> dict[str, int]:
+    """Line of each top-level [table] header, in one pass (a registry may hold thousands of companies)."""
+    out: dict[str, int] = {}
+    for i, ln in enumerate(text.splitlines(), start=1):
+        m = _TABLE.match(ln)
+        if m:
+            out.setdefault(m.group(1).strip(), i)
+    return out
 
 
 def load_registry(root: Path) -> dict[str, Company]:
@@ -106,8 +127,9 @@ def load_registry(root: Path) -> dict[str, Company]:
         raise DataError("the registry lists no companies", rel)
     out = {}
     required = ("name", "name_zh", "ticker", "exchange", "standard", "currency", "reporting")
+    tables = _table_lines(text)
     for cid, c in data.items():
-        line = line_of(text, cid)
+        line = tables.get(cid) or line_of(text, cid)
         if not isinstance(c, dict):
             raise DataError("each company is a table: [id] followed by its keys", rel, line, cid)
         for k in required:
@@ -250,11 +272,14 @@ def financial_files(root: Path, company: str) -> list[Path]:
     return [p for p in (base / f"{company}.csv", base / f"{company}.xlsx") if p.exists()]
 
 
-def load_financials(root: Path, company: Company, labels, overrides, fx, problems: list | None = None) -> list[dict]:
+def load_financials(root: Path, company: Company, labels, overrides, fx, problems: list | None = None,
+                    periods: set[str] | None = None, reported: set | None = None) -> list[dict]:
     """The company's as-reported rows, checked field by field.
 
     Raises DataError at the first bad field, or, when a `problems` list is given, appends each bad row's
-    problem to it and goes on with the next row.
+    problem to it and goes on with the next row. With `periods`, rows of other (well-formed) quarters are
+    skipped unread: a briefing needs a window of quarters, not a company's whole history. `reported`, when
+    given, collects (company, item) for every row, skipped or not.
     """
     files = financial_files(root, company.id)
     if not files:
@@ -278,6 +303,12 @@ def load_financials(root: Path, company: Company, labels, overrides, fx, problem
     out = []
     seen: dict[tuple, int] = {}
     for line, r in rows:
+        if periods is not None:
+            p = (r.get("period") or "").strip()
+            if p not in periods and _QUARTER_TEXT.match(p):
+                if reported is not None and (r.get("label") or "").strip() in label_map:
+                    reported.add((company.id, label_map[r["label"].strip()]))
+                continue
         try:
             out.append(_check_row(r, line, rel, company, label_map, fx, seen))
         except DataError as e:
@@ -293,9 +324,14 @@ def load_financials(root: Path, company: Company, labels, overrides, fx, problem
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _quarter(text: str) -> Quarter:
+    return Quarter.parse(text)
+
+
 def _check_row(r: dict, line: int, rel: str, company: Company, label_map, fx, seen) -> dict:
     try:
-        q = Quarter.parse(r["period"])
+        q = _quarter(r["period"])
     except Exception:
         raise DataError(f"'{r['period']}' is not a quarter; write the calendar quarter the period ends in, "
                         "like 2025Q2", rel, line, "period") from None
@@ -321,7 +357,7 @@ def _check_row(r: dict, line: int, rel: str, company: Company, label_map, fx, se
         raise DataError("percent is the unit of stated ratios only, and a ratio label needs unit percent",
                         rel, line, "unit")
     currency = r["currency"].strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", currency):
+    if not _CURRENCY.fullmatch(currency):
         raise DataError(f"unknown currency '{r['currency']}'; use an ISO code like RMB, HKD or USD",
                         rel, line, "currency")
     if currency not in ("RMB", "CNY") and item not in STATED_RATIOS and (currency, str(q), basis) not in fx:
@@ -376,7 +412,7 @@ def load_workspace(root: Path, company_ids=None) -> Workspace:
     labels, overrides = load_labels(root)
     fx = load_fx(root)
     ws = Workspace(root, companies, labels, overrides, fx)
-    for cid in company_ids or companies:
+    for cid in companies if company_ids is None else company_ids:
         if cid not in companies:
             continue
         ws.rows += load_financials(root, companies[cid], labels, overrides, fx)

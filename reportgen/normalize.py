@@ -21,6 +21,7 @@ from .loaders import EXPENSE_ITEMS, ITEM_LABELS, STATED_RATIOS, UNITS, Company
 from .periods import Quarter
 
 QUARTER, YTD = "quarter", "ytd"
+_NO_FLAGS, _STATED, _FX = frozenset(), frozenset({"stated_ratio"}), frozenset({"fx_converted"})
 
 
 @dataclass(frozen=True)
@@ -77,39 +78,47 @@ def check_alignment(company: Company) -> None:
 class Normalizer:
     """Normalized figures of a set of companies, computed on demand and memoized."""
 
-    def __init__(self, companies: dict[str, Company], rows: list[dict], fx: dict):
+    def __init__(self, companies: dict[str, Company], rows: list[dict], fx: dict, reported: set = frozenset()):
         self.companies = companies
-        self._rows: dict[tuple, dict[str, tuple[float, Source, frozenset, frozenset]]] = {}
+        # (company, item, quarter, basis) -> vintage -> (value, row, flags, old_basis); Source objects are made
+        # only for the figures asked for.
+        self._rows: dict[tuple, dict[str, tuple[float, dict, frozenset, frozenset]]] = {}
         self._memo: dict[tuple, Figure] = {}
         self._vintage: str | None = None
         self.latest: dict[str, Quarter] = {}
-        self._reported: set[tuple[str, str]] = set()
+        self._reported: set[tuple[str, str]] = set(reported)
+        for cid in {r["company"] for r in rows}:
+            check_alignment(companies[cid])
+        none = frozenset()
+        store, reported, latest = self._rows, self._reported, self.latest
         for r in rows:
-            c = companies[r["company"]]
-            check_alignment(c)
+            cid, item, q, vintage = r["company"], r["item"], r["quarter"], r["vintage"]
             value, flags = self._convert(r, fx)
-            src = Source(r["file"], r["line"], r["source_url"], r["label"], str(r["quarter"]), r["basis"],
-                         r["vintage"], r.get("report", ""), r.get("confidence", ""))
-            old = frozenset(pc.id for pc in c.policy_changes
-                            if r["item"] in pc.items and r["vintage"] == "published" and r["quarter"] < pc.effective)
-            key = (r["company"], r["item"], r["quarter"], r["basis"])
-            self._rows.setdefault(key, {})[r["vintage"]] = (value, src, flags, old)
-            self._reported.add((r["company"], r["item"]))
-            if r["item"] == "revenue":
-                self.latest[r["company"]] = max(self.latest.get(r["company"], r["quarter"]), r["quarter"])
+            changes = companies[cid].policy_changes
+            old = frozenset(pc.id for pc in changes if item in pc.items and vintage == "published"
+                            and q < pc.effective) if changes else none
+            key = (cid, item, q, r["basis"])
+            found = store.get(key)
+            if found is None:
+                store[key] = {vintage: (value, r, flags, old)}
+            else:
+                found[vintage] = (value, r, flags, old)
+            reported.add((cid, item))
+            if item == "revenue":
+                prev = latest.get(cid)
+                if prev is None or q.index > prev.index:
+                    latest[cid] = q
 
     @staticmethod
     def _convert(r: dict, fx: dict) -> tuple[float, frozenset]:
         if r["unit"] == "percent":
-            return r["value"] / 100.0, frozenset({"stated_ratio"})
+            return r["value"] / 100.0, _STATED
         value = r["value"] * UNITS[r["unit"]] / 1e6
         if r["item"] in EXPENSE_ITEMS:
             value = abs(value)
-        flags = set()
-        if r["currency"] not in ("RMB", "CNY"):
-            value *= fx[(r["currency"], str(r["quarter"]), r["basis"])][0]
-            flags.add("fx_converted")
-        return value, frozenset(flags)
+        if r["currency"] in ("RMB", "CNY"):
+            return value, _NO_FLAGS
+        return value * fx[(r["currency"], str(r["quarter"]), r["basis"])][0], _FX
 
     # -- raw lookups -------------------------------------------------------------------------------------------
     def _row(self, company, item, q, basis, vintage=None):
@@ -121,9 +130,14 @@ class Normalizer:
             return found.get(vintage or self._vintage)
         return found.get("restated") or found.get("published")
 
+    @staticmethod
+    def _source(r: dict) -> Source:
+        return Source(r["file"], r["line"], r["source_url"], r["label"], str(r["quarter"]), r["basis"],
+                      r["vintage"], r.get("report", ""), r.get("confidence", ""))
+
     def _figure(self, row, extra=()) -> Figure:
-        value, src, flags, old = row
-        return Figure(value, flags | frozenset(extra), (src,), "", old)
+        value, r, flags, old = row
+        return Figure(value, flags | frozenset(extra), (self._source(r),), "", old)
 
     # -- public ------------------------------------------------------------------------------------------------
     def get(self, company: str, quarter: Quarter, basis: str, item: str, vintage: str | None = None) -> Figure:
@@ -190,7 +204,7 @@ class Normalizer:
                 continue
             value = now[0] - prev[0]
             flags = (now[2] | prev[2]) | {"derived_ytd"}
-            return Figure(value, frozenset(flags), (now[1], prev[1]), "", now[3] | prev[3])
+            return Figure(value, frozenset(flags), (self._source(now[1]), self._source(prev[1])), "", now[3] | prev[3])
         return missing(problem)
 
     def _ytd(self, c, q, n, item) -> Figure:

@@ -63,19 +63,31 @@ def check_settings(settings: config.Settings, companies: dict) -> None:
                       else "section_metric", "report")
 
 
-def open_workspace(root: Path) -> Context:
-    """Read settings and data for the configured companies; raises ReportgenError on the first problem."""
+def quarter_window(quarters, settings: config.Settings) -> set[str]:
+    """The quarters a briefing of `quarters` can touch: its trend, year-earlier figures, and the earlier
+    quarters of each fiscal year that de-cumulation and year-to-date sums need."""
+    if not quarters:
+        return set()
+    lo = min(quarters).shift(-(settings.trend_quarters - 1) - 4 - 3)
+    return {str(Quarter.from_index(i)) for i in range(lo.index, max(quarters).index + 1)}
+
+
+def open_workspace(root: Path, quarters=None) -> Context:
+    """Read settings and data for the configured companies (only the quarters a briefing of `quarters` needs,
+    when given); raises ReportgenError on the first problem."""
     root = Path(root)
     if not root.is_dir():
         raise ConfigError("workspace folder not found; pass -C DIR with an existing folder", str(root))
     settings = config.load_settings(root)
     data = loaders.load_workspace(root, company_ids=[])
     check_settings(settings, data.companies)
+    window = quarter_window(quarters, settings) if quarters else None
     for cid in settings.companies:
         check_alignment(data.companies[cid])
-        data.rows += loaders.load_financials(root, data.companies[cid], data.labels, data.overrides, data.fx)
+        data.rows += loaders.load_financials(root, data.companies[cid], data.labels, data.overrides, data.fx,
+                                             periods=window, reported=data.reported)
         data.files += loaders.financial_files(root, cid)
-    return Context(root, settings, data, Normalizer(data.companies, data.rows, data.fx))
+    return Context(root, settings, data, Normalizer(data.companies, data.rows, data.fx, data.reported))
 
 
 def require_subject_data(ctx: Context, quarter: Quarter) -> None:
@@ -227,7 +239,7 @@ def build(root: Path, quarters: list[Quarter], edition_date: date | None = None,
     from . import briefing, export, render
 
     say = progress or (lambda msg: None)
-    ctx = ctx or open_workspace(root)
+    ctx = ctx or open_workspace(root, quarters)
     edition_date = edition_date or edition_date_default()
     templates = loaders.load_sentence_templates(ctx.root)
     for q in quarters:

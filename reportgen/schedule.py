@@ -1,0 +1,521 @@
+"""When to run: cron expressions, crontab and systemd unit text, the run lock and the "which edition is due" choice."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from croniter import CroniterError, croniter
+
+from .errors import ConfigError, ReportgenError
+from .periods import Quarter
+
+logger = logging.getLogger("reportgen.schedule")
+
+#: the schedule used when reportgen.toml has none: 08:00 on the 1st of every month
+DEFAULT_CRON = "0 8 1 * *"
+
+#: exit status of `reportgen run` when another run holds the lock (EX_TEMPFAIL in sysexits.h: try again later)
+EXIT_LOCK_HELD = 75
+
+#: the longest single sleep of `sleep_until_next`, so a wall-clock change (NTP step, suspend) is noticed in time
+MAX_SLEEP_SECONDS = 600.0
+
+# (name in messages, lowest, highest, names allowed in place of numbers)
+_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
+_WEEKDAYS = {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}
+_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day-of-month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 0, 7, _WEEKDAYS),
+)
+_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_TOKEN = re.compile(r"^(?:(?P<star>\*)|(?P<lo>[0-9a-z]+)(?:-(?P<hi>[0-9a-z]+))?)(?:/(?P<step>[0-9]+))?$")
+# Extensions croniter (Quartz, Jenkins) accepts but Vixie cron / cronie do not: L, W, #, ?, H.
+_EXTENSION = re.compile(r"[#?]|^(?:l|lw|\d*l|\d+w|w\d+|h(?:\(.*\))?(?:/\d+)?)$")
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 happens, so it counts
+_SYSTEMD_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class CronSpec:
+    """A checked 5-field cron expression and the values each field allows.
+
+    `day_restricted` and `weekday_restricted` say whether the day-of-month and day-of-week fields restrict the
+    days; when both do, a day matches if EITHER matches (POSIX crontab), otherwise both must.
+    """
+
+    #: the expression with single spaces and any @alias written out, e.g. "0 8 1 * *"
+    expr: str
+    minute: tuple[int, ...]
+    hour: tuple[int, ...]
+    #: day of month, 1-31
+    day: tuple[int, ...]
+    month: tuple[int, ...]
+    #: 0 = Sunday ... 6 = Saturday (7 in the expression is read as 0)
+    weekday: tuple[int, ...]
+    day_restricted: bool
+    weekday_restricted: bool
+
+    def __str__(self) -> str:
+        return self.expr
+
+    @property
+    def days_or(self) -> bool:
+        """True when day-of-month and day-of-week both restrict, so a day matching either one runs."""
+        return self.day_restricted and self.weekday_restricted
+
+    def matches(self, when: datetime) -> bool:
+        """Whether the minute `when` falls in is a run time (seconds are ignored; wall-clock fields)."""
+        if when.minute not in self.minute or when.hour not in self.hour or when.month not in self.month:
+            return False
+        day_ok = when.day in self.day
+        weekday_ok = (when.isoweekday() % 7) in self.weekday
+        return (day_ok or weekday_ok) if self.days_or else (day_ok and weekday_ok)
+
+
+def parse_cron(expr: str, *, path: str | None = None, line: int | None = None) -> CronSpec:
+    """Check a 5-field cron expression (minute hour day-of-month month day-of-week) and expand it.
+
+    Accepts what the system cron (Vixie cron, cronie) accepts: numbers, `*`, lists `a,b`, ranges `a-b`, steps `*/n`
+    and `a-b/n`, month names jan..dec, weekday names sun..sat (Sunday is 0 or 7) and the @yearly, @monthly,
+    @weekly, @daily, @hourly aliases. Anything else raises ConfigError naming the field; `path` and `line` (of
+    reportgen.toml) are put on the error when given. croniter does the expansion.
+    """
+
+    def fail(msg: str) -> ConfigError:
+        return ConfigError(f"'{expr}': {msg}", path, line, "cron")
+
+    if not isinstance(expr, str) or not expr.strip():
+        raise ConfigError("the schedule is empty; write 5 fields: minute hour day-of-month month day-of-week, "
+                          f"e.g. '{DEFAULT_CRON}' (08:00 on the 1st of every month)", path, line, "cron")
+    text = " ".join(expr.split())
+    if text.startswith("@"):
+        if text.lower() == "@reboot":
+            raise fail("@reboot has no times to compute; write a timed schedule such as '0 8 1 * *'")
+        if text.lower() not in _ALIASES:
+            raise fail(f"unknown alias; known: {', '.join(_ALIASES)}")
+        text = _ALIASES[text.lower()]
+    fields = text.split(" ")
+    if len(fields) != 5:
+        extra = " (no seconds or year field)" if len(fields) > 5 else ""
+        raise fail(f"has {len(fields)} field{'s' if len(fields) != 1 else ''}; write 5: minute hour day-of-month "
+                   f"month day-of-week{extra}")
+    for (name, lo, hi, names), field_text in zip(_FIELDS, fields):
+        _check_field(field_text, name, lo, hi, names, fail)
+
+    try:
+        expanded = croniter.expand(text)[0]
+    except CroniterError as e:  # the checks above should have caught it; keep croniter's reason
+        raise fail(str(e)) from None
+    values = []
+    for i, (_name, lo, hi, _names) in enumerate(_FIELDS):
+        vals = expanded[i]
+        if vals == ["*"]:
+            vals = range(lo, 7 if i == 4 else hi + 1)
+        values.append(tuple(sorted({int(v) % 7 if i == 4 else int(v) for v in vals})))
+    spec = CronSpec(text, *values, day_restricted=expanded[2] != ["*"], weekday_restricted=expanded[4] != ["*"])
+
+    if spec.days_or and (fields[2].startswith("*") or fields[4].startswith("*")):
+        # Vixie cron (Debian, Ubuntu) treats a field starting with '*' as unrestricted, so '*/2' and 'mon' ANDs there;
+        # POSIX and croniter OR them. Refuse rather than predict one and have cron do the other.
+        raise fail(f"day-of-month '{fields[2]}' and day-of-week '{fields[4]}' both restrict the day and one starts "
+                   "with '*': cron implementations disagree whether that means both or either; write the days "
+                   "without '*' (e.g. 1-31/2) or leave one of the two fields as '*'")
+    if spec.day_restricted and not spec.weekday_restricted:
+        if not any(d <= _DAYS_IN_MONTH[m - 1] for d in spec.day for m in spec.month):
+            raise fail(f"never runs: day-of-month {_join(spec.day)} does not occur in month {_join(spec.month)}")
+    return spec
+
+
+def _join(values) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def _check_field(text: str, name: str, lo: int, hi: int, names: dict[str, int], fail) -> None:
+    """Raise (via `fail`) when one field is not plain crontab syntax or a value is out of range."""
+    for token in text.split(","):
+        if not token:
+            raise fail(f"{name} '{text}' has an empty list item")
+        if _EXTENSION.search(token.lower()):
+            raise fail(f"{name} '{token}' uses an extension (L, W, #, ?, H) that the system cron does not "
+                       "understand; use numbers, *, lists, ranges and steps")
+        m = _TOKEN.match(token.lower())
+        if not m:
+            raise fail(f"{name} '{token}' is not cron syntax; use a number, *, a list a,b, a range a-b or a step */n")
+        bounds = []
+        for group in ("lo", "hi"):
+            if m[group] is None:
+                continue
+            part = token[m.start(group):m.end(group)]
+            if part.isdigit():
+                value = int(part)
+            elif part.lower() in names:
+                value = names[part.lower()]
+            else:
+                what = f"a number {lo}-{hi}" + (f" or a name {next(iter(names))}..{list(names)[-1]}" if names else "")
+                raise fail(f"{name} '{part}' is not {what}")
+            if not lo <= value <= hi:
+                sunday = " (Sunday is 0 or 7)" if name == "day-of-week" else ""
+                raise fail(f"{name} {part} is out of range {lo}-{hi}{sunday}")
+            bounds.append(value)
+        if len(bounds) == 2 and bounds[0] > bounds[1]:
+            sunday = "; Sunday can also be written 7" if name == "day-of-week" else ""
+            raise fail(f"{name} range '{token.split('/')[0]}' runs backwards; write low-high, or two ranges for one "
+                       f"that wraps round{sunday}")
+        if m["step"] is not None:
+            if int(m["step"]) == 0:
+                raise fail(f"{name} step '/{m['step']}' must be 1 or more")
+            if len(bounds) == 1:
+                raise fail(f"{name} '{token}': a step needs a range or *; write {token.split('/')[0]}-{hi}/{m['step']}")
+
+
+def _as_spec(expr: str | CronSpec) -> CronSpec:
+    return expr if isinstance(expr, CronSpec) else parse_cron(expr)
+
+
+def next_runs(expr: str | CronSpec, after: datetime, n: int) -> list[datetime]:
+    """The next `n` run times strictly after `after`, earliest first.
+
+    A naive `after` is read as wall-clock local time, as cron does (DST changes are not applied); an aware one
+    gives aware results in its time zone, with croniter's DST handling.
+    """
+    spec = _as_spec(expr)
+    if n < 0:
+        raise ValueError(f"n must be 0 or more, not {n}")
+    it = croniter(spec.expr, after)
+    try:
+        return [it.get_next(datetime) for _ in range(n)]
+    except CroniterError as e:  # parse_cron refuses schedules that never run; this is a safety net
+        raise ConfigError(f"'{spec.expr}': no run time found after {after:%Y-%m-%d %H:%M} ({e})", field="cron") from e
+
+
+# --- crontab and systemd ---------------------------------------------------------------------------------------
+
+
+def _absolute_executable(executable: str) -> str:
+    """`executable` as an absolute path: cron and systemd start jobs with a minimal PATH."""
+    if os.path.isabs(executable):
+        return executable
+    found = shutil.which(executable)
+    if not found:
+        raise ConfigError(f"cannot find the program '{executable}' on PATH; give its absolute path")
+    return os.path.abspath(found)
+
+
+def _no_newline(*values: str) -> None:
+    for v in values:
+        if "\n" in v or "\r" in v:
+            raise ConfigError(f"a path with a line break cannot go in a crontab or unit file: {v!r}")
+
+
+def crontab_line(expr: str | CronSpec, workspace: Path, executable: str) -> str:
+    """One crontab line: at the schedule, cd into the workspace and run `reportgen run`, appending its output to
+    <workspace>/output/run.log. Paths are made absolute and shell-quoted."""
+    spec = _as_spec(expr)
+    ws = str(Path(workspace).absolute())
+    exe = _absolute_executable(executable)
+    _no_newline(ws, exe)
+    log = str(Path(ws) / "output" / "run.log")
+    command = (f"cd {shlex.quote(ws)} && mkdir -p output && {shlex.quote(exe)} run "
+               f">> {shlex.quote(log)} 2>&1")
+    # cron turns an unescaped % in the command into a line break (crontab(5)); \% is a literal %.
+    return f"{spec.expr} {command.replace('%', chr(92) + '%')}"
+
+
+def _unit_text(value: str) -> str:
+    """Text for a unit file setting: % starts a specifier (systemd.unit(5)), so it is doubled."""
+    return value.replace("%", "%%")
+
+
+def _exec_word(path: str) -> str:
+    """A program path for ExecStart=: specifiers escaped, quoted when it has spaces or quotes (systemd.service(5),
+    "Command lines"; $VARIABLES are not expanded in the program path itself)."""
+    if "\\" in path:  # systemd refuses an executable name with a backslash ("contains special characters")
+        raise ConfigError(f"systemd cannot run a program whose path has a backslash: {path}")
+    value = _unit_text(path)
+    if re.fullmatch(r"[A-Za-z0-9_./+:@,=%$-]+", value):
+        return value
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+def _compress(values: tuple[int, ...], lo: int, hi: int) -> str:
+    """Numbers as systemd calendar syntax: '*' for all, 'a/s' or 'a..b/s' for a step, else runs 'a..b' and lists."""
+    if values == tuple(range(lo, hi + 1)):
+        return "*"
+    if len(values) >= 5:  # shorter progressions read better as a list: 00,15,30,45
+        step = values[1] - values[0]
+        if step > 1 and all(b - a == step for a, b in zip(values, values[1:])):
+            if values[-1] + step > hi:
+                return f"{values[0]:02d}/{step}"
+            return f"{values[0]:02d}..{values[-1]:02d}/{step}"
+    return ",".join(f"{a:02d}" if a == b else f"{a:02d}..{b:02d}" if b - a >= 2 else f"{a:02d},{b:02d}"
+                    for a, b in _runs(values))
+
+
+def _runs(values) -> list[tuple[int, int]]:
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return [(a, b) for a, b in runs]
+
+
+def _systemd_weekdays(weekdays: tuple[int, ...]) -> str:
+    iso = sorted(7 if d == 0 else d for d in weekdays)  # systemd weeks start on Monday
+    parts = []
+    for a, b in _runs(iso):
+        names = [_SYSTEMD_DAYS[d - 1] for d in range(a, b + 1)]
+        parts.append(f"{names[0]}..{names[-1]}" if len(names) >= 3 else ",".join(names))
+    return ",".join(parts)
+
+
+def on_calendar(expr: str | CronSpec) -> list[str]:
+    """systemd OnCalendar= values equivalent to the cron expression (local time), e.g. '0 8 1 * *' ->
+    ['*-*-01 08:00:00'].
+
+    When day-of-month and day-of-week both restrict, cron runs on a day matching either; one calendar event means
+    both, so that case gives two events (a timer elapses when any of its OnCalendar= events does).
+    """
+    spec = _as_spec(expr)
+    time = f"{_compress(spec.hour, 0, 23)}:{_compress(spec.minute, 0, 59)}:00"
+    month = _compress(spec.month, 1, 12)
+    day = _compress(spec.day, 1, 31)
+    weekdays = _systemd_weekdays(spec.weekday) if spec.weekday_restricted else ""
+    if not spec.days_or:
+        return [f"{weekdays + ' ' if weekdays else ''}*-{month}-{day} {time}"]
+    if day == "*" or len(spec.weekday) == 7:  # one side already allows every day
+        return [f"*-{month}-* {time}"]
+    return [f"*-{month}-{day} {time}", f"{weekdays} *-{month}-* {time}"]
+
+
+def systemd_units(expr: str | CronSpec, workspace: Path, executable: str) -> tuple[str, str]:
+    """The text of reportgen.service (a oneshot `reportgen run` in the workspace) and reportgen.timer (the cron
+    schedule as OnCalendar=, Persistent=true so a run missed while the machine was off happens at the next boot)."""
+    spec = _as_spec(expr)
+    ws = str(Path(workspace).absolute())
+    exe = _absolute_executable(executable)
+    _no_newline(ws, exe)
+    service = (
+        "[Unit]\n"
+        f"Description=reportgen: build and send the due briefing ({_unit_text(ws)})\n"
+        "\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        f"WorkingDirectory={_unit_text(ws)}\n"
+        "# Secrets such as REPORTGEN_SMTP_PASSWORD=... (one per line); the leading - makes the file optional.\n"
+        "EnvironmentFile=-%h/.config/reportgen/env\n"
+        f"ExecStart={_exec_word(exe)} run\n"
+        f"# {EXIT_LOCK_HELD}: another run held the lock and is doing the work.\n"
+        f"SuccessExitStatus={EXIT_LOCK_HELD}\n"
+    )
+    events = "".join(f"OnCalendar={event}\n" for event in on_calendar(spec))
+    timer = (
+        "[Unit]\n"
+        f"Description=reportgen schedule ({spec.expr})\n"
+        "\n"
+        "[Timer]\n"
+        f"{events}"
+        "Persistent=true\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=timers.target\n"
+    )
+    return service, timer
+
+
+# --- the run lock ------------------------------------------------------------------------------------------------
+
+
+class LockHeld(ReportgenError):
+    """Another `reportgen run` holds the run lock; `pid` is its process id when the lock file names it."""
+
+    exit_code = EXIT_LOCK_HELD
+
+    def __init__(self, message: str, path: str | None = None, pid: int | None = None, holder: dict | None = None):
+        super().__init__(message, path)
+        self.pid = pid
+        self.holder = holder or {}
+
+
+def read_lock_holder(path: Path) -> dict[str, str]:
+    """What a lock file says about its holder (`pid`, `hostname`, `started`); empty when unreadable.
+
+    Only meaningful while the lock is held: a run that was killed leaves its details behind."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    out = {}
+    for ln in text.splitlines():
+        key, sep, value = ln.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+class RunLock:
+    """`with RunLock(path):` makes sure two overlapping runs never build or send twice.
+
+    The lock is an OS advisory lock (flock, non-blocking) on `path`, so the kernel releases it when the holder's
+    process ends in any way, a SIGKILL included: there is no stale lock to clean up after a crash. While held, the
+    file records the holder's pid, hostname and start time for people; the file itself is left in place.
+    Raises LockHeld when another process (or another RunLock on the same file) holds it.
+    """
+
+    # Why stdlib fcntl and not the filelock package: filelock's Unix lock is this same flock call, so it would add
+    # a dependency without adding safety, and we also want the holder's details written into the lock file and read
+    # back for the message. reportgen runs from cron and systemd, i.e. on POSIX; if Windows is ever needed,
+    # filelock (msvcrt locking) is the way. flock works on local file systems; on NFS Linux maps it to a POSIX
+    # byte-range lock, which also covers other hosts (hence the hostname in the file).
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def locked(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> RunLock:
+        import fcntl  # POSIX only; imported here so that importing this module works anywhere
+
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path} is already locked by this RunLock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # O_NOFOLLOW: never write through a symlink planted at the lock path; O_CLOEXEC: programs this run starts
+        # do not inherit the lock (and so cannot keep it after the run ends).
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = read_lock_holder(self.path)
+            pid = int(holder["pid"]) if holder.get("pid", "").isdigit() else None
+            who = f"pid {pid}" if pid is not None else "pid unknown"
+            if holder.get("hostname"):
+                who += f" on {holder['hostname']}"
+            if holder.get("started"):
+                who += f", started {holder['started']}"
+            raise LockHeld(f"another reportgen run ({who}) holds the run lock; this run did nothing. Try again "
+                           "when it has finished (the lock is released when that process ends)",
+                           str(self.path), pid, holder) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        started = datetime.now().astimezone().isoformat(timespec="seconds")
+        data = f"pid: {os.getpid()}\nhostname: {socket.gethostname()}\nstarted: {started}\n".encode()
+        # Write, then cut to length: a reader sees the old text or the new, never an empty file in between.
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+        self._fd = fd
+        logger.debug("took the run lock %s (pid %d)", self.path, os.getpid())
+        return self
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)  # no holder's details left behind after a clean end
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        logger.debug("released the run lock %s", self.path)
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# --- which edition is due --------------------------------------------------------------------------------------
+
+
+def _quarter_start(q: Quarter) -> date:
+    return date(q.year, q.end_month - 2, 1)
+
+
+def due_quarter(available: dict[Quarter, int], subject_has: set[Quarter], now: datetime, min_peers: int,
+                publish_partial: bool) -> Quarter | None:
+    """The quarter whose edition a scheduled run should build, or None when there is none yet.
+
+    That is the latest quarter which
+    - has ended before `now` (on `now`'s calendar date: 2025Q2 is over from 2025-07-01),
+    - the subject has data for (`subject_has`), and
+    - at least `min_peers` peers have data for (`available` maps quarter -> number of peers with data; the subject
+      is not counted). With `publish_partial`, one peer is enough (never more than `min_peers`).
+    An older quarter is chosen when the newest one does not yet qualify, so the edition that can be complete is
+    (re)built while peers are still publishing. Whether that edition is already built and sent is for the caller
+    (manifest, sent ledger) to decide.
+    """
+    need = min(min_peers, 1) if publish_partial else min_peers
+    today = now.date()
+    due = [q for q in subject_has
+           if _quarter_start(q.shift(1)) <= today and available.get(q, 0) >= need]
+    return max(due, default=None)
+
+
+# --- foreground scheduler --------------------------------------------------------------------------------------
+
+
+def _seconds_until(now: datetime, when: datetime) -> float:
+    if now.tzinfo is None and when.tzinfo is None:
+        # Naive times are local wall-clock times: timestamp() applies the local DST rules, plain subtraction not.
+        return when.timestamp() - now.timestamp()
+    return (when - now).total_seconds()
+
+
+def sleep_until_next(expr: str | CronSpec, now_fn: Callable[[], datetime], sleep_fn: Callable[[float], object],
+                     run_fn: Callable[[datetime], object], max_runs: int | None = None) -> int:
+    """Wait for each run time of the schedule and call `run_fn(scheduled_time)`; for `reportgen schedule
+    --foreground` (containers, where there is no cron).
+
+    `now_fn` gives the current time (naive local, like `datetime.now`, or aware) and `sleep_fn(seconds)` waits;
+    tests pass a fake clock. Sleeps are at most MAX_SLEEP_SECONDS each, so a changed wall clock is noticed. A
+    ReportgenError from `run_fn` (including LockHeld) is logged and the schedule goes on; any other exception
+    propagates. Run times missed while `run_fn` was busy are skipped, not caught up. Returns the number of runs
+    after `max_runs` of them (never returns when None).
+    """
+    spec = _as_spec(expr)
+    runs = 0
+    after = now_fn()
+    while max_runs is None or runs < max_runs:
+        when = next_runs(spec, after, 1)[0]
+        logger.info("next run at %s (schedule %s)", when.isoformat(sep=" "), spec.expr)
+        while (remaining := _seconds_until(now_fn(), when)) > 0:
+            sleep_fn(min(remaining, MAX_SLEEP_SECONDS))
+        try:
+            run_fn(when)
+        except ReportgenError as e:
+            logger.error("scheduled run at %s failed: %s", when.isoformat(sep=" "), e)
+        runs += 1
+        now = now_fn()
+        missed = next_runs(spec, when, 1)[0]
+        if _seconds_until(now, missed) < 0:
+            logger.warning("the run took until %s; skipping run times missed meanwhile", now.isoformat(sep=" "))
+        after = when if _seconds_until(now, when) >= 0 else now
+    return runs

@@ -1,0 +1,32 @@
+"""Pipeline behaviour that is not about one command: the quarter window, init, the default workspace copy."""
+
+from __future__ import annotations
+
+import pytest
+
+from reportgen import export, pipeline
+from reportgen.cli import cli
+from reportgen.periods import Quarter
+
+from .conftest import REPO
+
+
+@pytest.mark.parametrize("quarter", ["2024Q2", "2024Q4", "2025Q2", "2025Q3"])
+@pytest.mark.parametrize("basis", ["quarter", "ytd"])
+def test_reading_only_the_needed_quarters_changes_nothing(quarter, basis):
+    q = Quarter.parse(quarter)
+    full = pipeline.metric_table(pipeline.open_workspace(REPO), q, basis)
+    windowed = pipeline.metric_table(pipeline.open_workspace(REPO, [q]), q, basis)
+    assert export.csv_text(windowed) == export.csv_text(full)
+
+
+def test_init_writes_a_workspace_that_builds_metrics(runner, tmp_path):
+    dest = tmp_path / "fresh"
+    res = runner.invoke(cli, ["init", str(dest)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert (dest / "reportgen.toml").read_bytes() == (REPO / "reportgen.toml").read_bytes()
+    assert (dest / "data" / "financials" / "xiaomi.csv").exists() and (dest / "templates" / "briefing.css").exists()
+    res = runner.invoke(cli, ["-C", str(dest), "metrics", "--quarter", "2025Q2", "--format", "csv"])
+    assert res.exit_code == 0 and res.stdout.count("\n") == 1 + 10 * 10
+    again = runner.invoke(cli, ["init", str(dest)])
+    assert again.exit_code == 1 and "a workspace already exists here; use --force" in again.stderr

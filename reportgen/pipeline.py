@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -228,52 +230,80 @@ def read_manifest(root: Path, quarter: Quarter) -> dict | None:
         return None
 
 
+def _render_edition(ctx: Context, q: Quarter, edition_date: date, templates: dict) -> tuple[dict, dict]:
+    """The files of one edition as bytes, and what the manifest repeats from the briefing."""
+    from . import briefing, export, render
+
+    b = briefing.assemble(ctx, q, edition_date, templates)
+    html = render.render_html(b, ctx.root / "templates")
+    pdf = render.render_pdf(html, ctx.root, _pdf_created(edition_date), ctx.root / "templates")
+    table = metric_table(ctx, q)
+    payload = {"briefing.html": html.encode("utf-8"), "briefing.pdf": pdf,
+               "metrics.csv": export.csv_text(table).encode("utf-8"), "metrics.xlsx": export.xlsx_bytes(table)}
+    summary = {k: b[k] for k in ("title", "findings", "notes", "chart_count", "not_reported")}
+    return payload, summary
+
+
+_FORKED: tuple | None = None  # (ctx, edition_date, templates) handed to forked workers
+
+
+def _render_in_worker(q: Quarter) -> tuple[dict, dict]:
+    ctx, edition_date, templates = _FORKED
+    return _render_edition(ctx, q, edition_date, templates)
+
+
 def build(root: Path, quarters: list[Quarter], edition_date: date | None = None, progress=None,
-          only_if_changed: bool = False, ctx: Context | None = None) -> list[Edition]:
+          only_if_changed: bool = False, ctx: Context | None = None, workers: int | None = None) -> list[Edition]:
     """Build output/<quarter>/ for each quarter: HTML, PDF, metrics CSV and XLSX, manifest.json.
 
     Each edition is written to a temporary folder and swapped in only when complete, so a failed or killed
     build leaves the previous edition intact. With only_if_changed, an edition whose inputs are unchanged is
-    left as it is.
+    left as it is. Several quarters render in parallel processes (one per core by default).
     """
-    from . import briefing, export, render
-
+    global _FORKED
     say = progress or (lambda msg: None)
     ctx = ctx or open_workspace(root, quarters)
     edition_date = edition_date or edition_date_default()
     templates = loaders.load_sentence_templates(ctx.root)
     for q in quarters:
         require_subject_data(ctx, q)
-    out = []
+    todo, out = [], {}
     for q in quarters:
         digest, inputs = inputs_hash(ctx, q)
         old = read_manifest(ctx.root, q)
         if only_if_changed and old and old.get("inputs_hash") == digest:
             say(f"{q}: inputs unchanged since edition {old['edition']}; nothing to build")
-            out.append(Edition(str(q), ctx.root / "output" / str(q), old["edition"], old, rebuilt=False))
-            continue
-        say(f"{q}: computing metrics and charts")
-        b = briefing.assemble(ctx, q, edition_date, templates)
-        say(f"{q}: rendering HTML")
-        html = render.render_html(b, ctx.root / "templates")
-        say(f"{q}: rendering PDF")
-        pdf = render.render_pdf(html, ctx.root, _pdf_created(edition_date), ctx.root / "templates")
-        table = metric_table(ctx, q)
-        payload = {"briefing.html": html.encode("utf-8"), "briefing.pdf": pdf,
-                   "metrics.csv": export.csv_text(table).encode("utf-8"), "metrics.xlsx": export.xlsx_bytes(table)}
+            out[q] = Edition(str(q), ctx.root / "output" / str(q), old["edition"], old, rebuilt=False)
+        else:
+            todo.append((q, digest, inputs))
+    workers = min(len(todo), workers or os.cpu_count() or 1)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        say(f"rendering {len(todo)} editions in {workers} processes")
+        _FORKED = (ctx, edition_date, templates)
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                rendered = dict(zip([t[0] for t in todo], pool.map(_render_in_worker, [t[0] for t in todo])))
+        finally:
+            _FORKED = None
+    else:
+        rendered = {}
+        for q, _, _ in todo:
+            say(f"{q}: computing metrics, charts, HTML and PDF")
+            rendered[q] = _render_edition(ctx, q, edition_date, templates)
+    for q, digest, inputs in todo:
+        payload, summary = rendered[q]
         manifest = {
             "quarter": str(q), "edition": digest[:16], "inputs_hash": digest, "tool_version": __version__,
             "edition_date": edition_date.isoformat(), "built_at": datetime.now(timezone.utc).isoformat(),
-            "title": b["title"], "findings": b["findings"], "notes": b["notes"], "chart_count": b["chart_count"],
-            "not_reported": b["not_reported"], "inputs": inputs,
+            **summary, "inputs": inputs,
             "files": {n: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for n, data in payload.items()},
         }
         payload[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         dest = ctx.root / "output" / str(q)
         write_edition(dest, payload)
         say(f"{q}: wrote {dest.relative_to(ctx.root)}/ ({', '.join(payload)})")
-        out.append(Edition(str(q), dest, manifest["edition"], manifest))
-    return out
+        out[q] = Edition(str(q), dest, manifest["edition"], manifest)
+    return [out[q] for q in quarters]
 
 
 def write_edition(dest: Path, payload: dict[str, bytes]) -> None:

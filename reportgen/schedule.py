@@ -10,7 +10,7 @@ import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from croniter import CroniterError, croniter
@@ -63,7 +63,7 @@ class CronSpec:
     days; when both do, a day matches if EITHER matches (POSIX crontab), otherwise both must.
     """
 
-    #: the expression with single spaces and any @alias written out, e.g. "0 8 1 * *"
+    #: the expression with single spaces, any @alias written out and a range a-a written a, e.g. "0 8 1 * *"
     expr: str
     minute: tuple[int, ...]
     hour: tuple[int, ...]
@@ -105,8 +105,13 @@ def parse_cron(expr: str, *, path: str | None = None, line: int | None = None) -
         return ConfigError(f"'{expr}': {msg}", path, line, "cron")
 
     if not isinstance(expr, str) or not expr.strip():
-        raise ConfigError("the schedule is empty; write 5 fields: minute hour day-of-month month day-of-week, "
-                          f"e.g. '{DEFAULT_CRON}' (08:00 on the 1st of every month)", path, line, "cron")
+        raise ConfigError(
+            "the schedule is empty; write 5 fields: minute hour day-of-month month day-of-week, "
+            f"e.g. '{DEFAULT_CRON}' (08:00 on the 1st of every month)",
+            path,
+            line,
+            "cron",
+        )
     text = " ".join(expr.split())
     if text.startswith("@"):
         if text.lower() == "@reboot":
@@ -117,10 +122,24 @@ def parse_cron(expr: str, *, path: str | None = None, line: int | None = None) -
     fields = text.split(" ")
     if len(fields) != 5:
         extra = " (no seconds or year field)" if len(fields) > 5 else ""
-        raise fail(f"has {len(fields)} field{'s' if len(fields) != 1 else ''}; write 5: minute hour day-of-month "
-                   f"month day-of-week{extra}")
-    for (name, lo, hi, names), field_text in zip(_FIELDS, fields):
+        raise fail(
+            f"has {len(fields)} field{'s' if len(fields) != 1 else ''}; write 5: minute hour day-of-month "
+            f"month day-of-week{extra}"
+        )
+    fields = [
         _check_field(field_text, name, lo, hi, names, fail)
+        for (name, lo, hi, names), field_text in zip(_FIELDS, fields, strict=True)
+    ]
+    text = " ".join(fields)
+    day_text, weekday_text = fields[2], fields[4]
+    if day_text != "*" and weekday_text != "*" and (day_text.startswith("*") or weekday_text.startswith("*")):
+        # Vixie cron (Debian, Ubuntu) treats a day field starting with '*' as unrestricted, so '*/2' and 'mon' means
+        # both there, while POSIX says either. Refuse rather than predict one and have cron do the other.
+        raise fail(
+            f"day-of-month '{day_text}' and day-of-week '{weekday_text}' both restrict the day and one starts "
+            "with '*': cron implementations disagree whether that means both or either; write the days "
+            "without '*' (e.g. 1-31/2) or leave one of the two fields as '*'"
+        )
 
     try:
         expanded = croniter.expand(text)[0]
@@ -134,12 +153,6 @@ def parse_cron(expr: str, *, path: str | None = None, line: int | None = None) -
         values.append(tuple(sorted({int(v) % 7 if i == 4 else int(v) for v in vals})))
     spec = CronSpec(text, *values, day_restricted=expanded[2] != ["*"], weekday_restricted=expanded[4] != ["*"])
 
-    if spec.days_or and (fields[2].startswith("*") or fields[4].startswith("*")):
-        # Vixie cron (Debian, Ubuntu) treats a field starting with '*' as unrestricted, so '*/2' and 'mon' ANDs there;
-        # POSIX and croniter OR them. Refuse rather than predict one and have cron do the other.
-        raise fail(f"day-of-month '{fields[2]}' and day-of-week '{fields[4]}' both restrict the day and one starts "
-                   "with '*': cron implementations disagree whether that means both or either; write the days "
-                   "without '*' (e.g. 1-31/2) or leave one of the two fields as '*'")
     if spec.day_restricted and not spec.weekday_restricted:
         if not any(d <= _DAYS_IN_MONTH[m - 1] for d in spec.day for m in spec.month):
             raise fail(f"never runs: day-of-month {_join(spec.day)} does not occur in month {_join(spec.month)}")
@@ -150,22 +163,29 @@ def _join(values) -> str:
     return ",".join(str(v) for v in values)
 
 
-def _check_field(text: str, name: str, lo: int, hi: int, names: dict[str, int], fail) -> None:
-    """Raise (via `fail`) when one field is not plain crontab syntax or a value is out of range."""
+def _check_field(text: str, name: str, lo: int, hi: int, names: dict[str, int], fail) -> str:
+    """The field as croniter should read it; raises (via `fail`) when it is not plain crontab syntax or a value is
+    out of range."""
+    tokens = []
     for token in text.split(","):
         if not token:
             raise fail(f"{name} '{text}' has an empty list item")
         if _EXTENSION.search(token.lower()):
-            raise fail(f"{name} '{token}' uses an extension (L, W, #, ?, H) that the system cron does not "
-                       "understand; use numbers, *, lists, ranges and steps")
+            raise fail(
+                f"{name} '{token}' uses an extension (L, W, #, ?, H) that the system cron does not "
+                "understand; use numbers, *, lists, ranges and steps"
+            )
         m = _TOKEN.match(token.lower())
         if not m:
             raise fail(f"{name} '{token}' is not cron syntax; use a number, *, a list a,b, a range a-b or a step */n")
+        if m["star"] and text != token:
+            # croniter and cron disagree on which day field counts as restricted then; it is never needed.
+            raise fail(f"{name} '{text}': write '{token}' on its own, not in a list")
         bounds = []
         for group in ("lo", "hi"):
             if m[group] is None:
                 continue
-            part = token[m.start(group):m.end(group)]
+            part = token[m.start(group) : m.end(group)]
             if part.isdigit():
                 value = int(part)
             elif part.lower() in names:
@@ -179,13 +199,20 @@ def _check_field(text: str, name: str, lo: int, hi: int, names: dict[str, int], 
             bounds.append(value)
         if len(bounds) == 2 and bounds[0] > bounds[1]:
             sunday = "; Sunday can also be written 7" if name == "day-of-week" else ""
-            raise fail(f"{name} range '{token.split('/')[0]}' runs backwards; write low-high, or two ranges for one "
-                       f"that wraps round{sunday}")
+            raise fail(
+                f"{name} range '{token.split('/')[0]}' runs backwards; write low-high, or two ranges for one "
+                f"that wraps round{sunday}"
+            )
         if m["step"] is not None:
             if int(m["step"]) == 0:
                 raise fail(f"{name} step '/{m['step']}' must be 1 or more")
             if len(bounds) == 1:
                 raise fail(f"{name} '{token}': a step needs a range or *; write {token.split('/')[0]}-{hi}/{m['step']}")
+        if len(bounds) == 2 and bounds[0] == bounds[1]:
+            # cron reads 5-5 as 5; croniter reads an equal range as the whole cycle ("Jan-Jan"), so write it as 5.
+            token = token[m.start("lo") : m.end("lo")]
+        tokens.append(token)
+    return ",".join(tokens)
 
 
 def _as_spec(expr: str | CronSpec) -> CronSpec:
@@ -235,8 +262,7 @@ def crontab_line(expr: str | CronSpec, workspace: Path, executable: str) -> str:
     exe = _absolute_executable(executable)
     _no_newline(ws, exe)
     log = str(Path(ws) / "output" / "run.log")
-    command = (f"cd {shlex.quote(ws)} && mkdir -p output && {shlex.quote(exe)} run "
-               f">> {shlex.quote(log)} 2>&1")
+    command = f"cd {shlex.quote(ws)} && mkdir -p output && {shlex.quote(exe)} run >> {shlex.quote(log)} 2>&1"
     # cron turns an unescaped % in the command into a line break (crontab(5)); \% is a literal %.
     return f"{spec.expr} {command.replace('%', chr(92) + '%')}"
 
@@ -263,12 +289,13 @@ def _compress(values: tuple[int, ...], lo: int, hi: int) -> str:
         return "*"
     if len(values) >= 5:  # shorter progressions read better as a list: 00,15,30,45
         step = values[1] - values[0]
-        if step > 1 and all(b - a == step for a, b in zip(values, values[1:])):
+        if step > 1 and all(b - a == step for a, b in zip(values, values[1:], strict=False)):
             if values[-1] + step > hi:
                 return f"{values[0]:02d}/{step}"
             return f"{values[0]:02d}..{values[-1]:02d}/{step}"
-    return ",".join(f"{a:02d}" if a == b else f"{a:02d}..{b:02d}" if b - a >= 2 else f"{a:02d},{b:02d}"
-                    for a, b in _runs(values))
+    return ",".join(
+        f"{a:02d}" if a == b else f"{a:02d}..{b:02d}" if b - a >= 2 else f"{a:02d},{b:02d}" for a, b in _runs(values)
+    )
 
 
 def _runs(values) -> list[tuple[int, int]]:
@@ -417,9 +444,13 @@ class RunLock:
                 who += f" on {holder['hostname']}"
             if holder.get("started"):
                 who += f", started {holder['started']}"
-            raise LockHeld(f"another reportgen run ({who}) holds the run lock; this run did nothing. Try again "
-                           "when it has finished (the lock is released when that process ends)",
-                           str(self.path), pid, holder) from None
+            raise LockHeld(
+                f"another reportgen run ({who}) holds the run lock; this run did nothing. Try again "
+                "when it has finished (the lock is released when that process ends)",
+                str(self.path),
+                pid,
+                holder,
+            ) from None
         except BaseException:
             os.close(fd)
             raise
@@ -459,8 +490,9 @@ def _quarter_start(q: Quarter) -> date:
     return date(q.year, q.end_month - 2, 1)
 
 
-def due_quarter(available: dict[Quarter, int], subject_has: set[Quarter], now: datetime, min_peers: int,
-                publish_partial: bool) -> Quarter | None:
+def due_quarter(
+    available: dict[Quarter, int], subject_has: set[Quarter], now: datetime, min_peers: int, publish_partial: bool
+) -> Quarter | None:
     """The quarter whose edition a scheduled run should build, or None when there is none yet.
 
     That is the latest quarter which
@@ -474,8 +506,7 @@ def due_quarter(available: dict[Quarter, int], subject_has: set[Quarter], now: d
     """
     need = min(min_peers, 1) if publish_partial else min_peers
     today = now.date()
-    due = [q for q in subject_has
-           if _quarter_start(q.shift(1)) <= today and available.get(q, 0) >= need]
+    due = [q for q in subject_has if _quarter_start(q.shift(1)) <= today and available.get(q, 0) >= need]
     return max(due, default=None)
 
 
@@ -489,8 +520,13 @@ def _seconds_until(now: datetime, when: datetime) -> float:
     return (when - now).total_seconds()
 
 
-def sleep_until_next(expr: str | CronSpec, now_fn: Callable[[], datetime], sleep_fn: Callable[[float], object],
-                     run_fn: Callable[[datetime], object], max_runs: int | None = None) -> int:
+def sleep_until_next(
+    expr: str | CronSpec,
+    now_fn: Callable[[], datetime],
+    sleep_fn: Callable[[float], object],
+    run_fn: Callable[[datetime], object],
+    max_runs: int | None = None,
+) -> int:
     """Wait for each run time of the schedule and call `run_fn(scheduled_time)`; for `reportgen schedule
     --foreground` (containers, where there is no cron).
 
@@ -510,12 +546,14 @@ def sleep_until_next(expr: str | CronSpec, now_fn: Callable[[], datetime], sleep
             sleep_fn(min(remaining, MAX_SLEEP_SECONDS))
         try:
             run_fn(when)
+        except LockHeld as e:
+            logger.warning("scheduled run at %s skipped: %s", when.isoformat(sep=" "), e)
         except ReportgenError as e:
             logger.error("scheduled run at %s failed: %s", when.isoformat(sep=" "), e)
         runs += 1
         now = now_fn()
-        missed = next_runs(spec, when, 1)[0]
-        if _seconds_until(now, missed) < 0:
+        if _seconds_until(now, next_runs(spec, when, 1)[0]) < 0:
             logger.warning("the run took until %s; skipping run times missed meanwhile", now.isoformat(sep=" "))
-        after = when if _seconds_until(now, when) >= 0 else now
+        # Go on from now, so a run time equal to now still counts; never from before `when`, so it cannot repeat.
+        after = now - timedelta(microseconds=1) if _seconds_until(when, now) > 0 else when
     return runs

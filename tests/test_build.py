@@ -170,3 +170,19 @@ def test_template_reference_outside_workspace_is_not_embedded(runner, tmp_path, 
     _build(runner, ws)
     refused = [r.getMessage() for r in caplog.records if "refused to fetch" in r.getMessage()]
     assert any("/etc/passwd" in r for r in refused) and any("127.0.0.1:9" in r for r in refused)
+
+
+def test_several_quarters_in_parallel_match_one_by_one(tmp_path):
+    from datetime import date
+
+    from reportgen import pipeline
+    from reportgen.periods import parse_range
+
+    ws = write_mini(tmp_path / "w", {})
+    quarters = parse_range("2025Q1..2025Q2")
+    par = pipeline.build(ws, quarters, date(2026, 11, 24), workers=2)
+    first = {e.quarter: (e.path / "briefing.html").read_bytes() for e in par}
+    seq = pipeline.build(ws, quarters, date(2026, 11, 24), workers=1)
+    assert [e.quarter for e in seq] == ["2025Q1", "2025Q2"]
+    for e in seq:
+        assert (e.path / "briefing.html").read_bytes() == first[e.quarter]

@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -306,61 +307,80 @@ def build(root: Path, quarters: list[Quarter], edition_date: date | None = None,
     return [out[q] for q in quarters]
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(output: Path) -> list[Path]:
+    """Remove temporary folders left by a build that was killed (their process is gone), restoring a previous
+    edition that was moved aside."""
+    removed = []
+    for p in output.glob(".*.building-*") if output.is_dir() else ():
+        m = re.search(r"\.building-(\d+)-", p.name)
+        if p.is_dir() and m and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    for p in output.glob(".*.old-*") if output.is_dir() else ():
+        m = re.search(r"^\.(.+)\.old-(\d+)$", p.name)
+        if p.is_dir() and m and not _pid_alive(int(m.group(2))):
+            edition = output / m.group(1)
+            if edition.exists():
+                shutil.rmtree(p, ignore_errors=True)
+            else:  # killed between the two renames: the previous edition comes back
+                os.replace(p, edition)
+            removed.append(p)
+    return removed
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _swap_in(tmp: Path, dest: Path) -> None:
+    """Put the finished folder `tmp` at `dest`; the previous edition is never absent from `dest` where the
+    system can exchange two folders atomically, and is restored by the next build where it cannot."""
+    if dest.exists() and _exchange(tmp, dest):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous edition
+        return
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_edition(dest: Path, payload: dict[str, bytes]) -> None:
     """Write every file into a temporary sibling folder, fsync, then swap it in place of `dest`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-", dir=dest.parent))
+    clean_stale(dest.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-{os.getpid()}-", dir=dest.parent))
     try:
         for name, data in payload.items():
             with open(tmp / name, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-        keep = [p for p in (dest.iterdir() if dest.exists() else []) if p.name not in payload]
-        for p in keep:  # e.g. an outbox of .eml files from a dry run stays with its edition
-            os.replace(p, tmp / p.name)
-        old = None
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        for p in (dest.iterdir() if dest.exists() else []):
+            if p.name not in payload:  # e.g. an outbox of .eml files from a dry run stays with its edition
+                (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
+        _swap_in(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-# -- init ---------------------------------------------------------------------------------------------------------
-DEFAULT_PARTS = (config.CONFIG_NAME, "data", "templates")
-
-
-def defaults_root() -> Path:
-    """Where the default workspace lives: packaged in the wheel, or the repository root in a source checkout."""
-    packaged = Path(__file__).resolve().parent / "defaults"
-    if (packaged / config.CONFIG_NAME).exists():
-        return packaged
-    source = Path(__file__).resolve().parents[1]
-    if (source / config.CONFIG_NAME).exists() and (source / "data" / "companies.toml").exists():
-        return source
-    raise ConfigError("the default workspace is missing from this installation; reinstall reportgen")
-
-
-def init_workspace(dest: Path, force: bool = False) -> list[Path]:
-    """Write a new workspace (config, data, templates, empty output/) from the packaged defaults."""
-    dest = Path(dest)
-    if (dest / config.CONFIG_NAME).exists() and not force:
-        raise ConfigError(f"a workspace already exists here; use --force to overwrite its {config.CONFIG_NAME}, "
-                          "data/ and templates/", str(dest / config.CONFIG_NAME))
-    src = defaults_root()
-    dest.mkdir(parents=True, exist_ok=True)
-    written = []
-    for part in DEFAULT_PARTS:
-        s = src / part
-        if s.is_dir():
-            shutil.copytree(s, dest / part, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(s, dest / part)
-        written.append(dest / part)
-    (dest / "output").mkdir(exist_ok=True)
-    return written

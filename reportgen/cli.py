@@ -58,7 +58,9 @@ class ReportgenGroup(click.Group):
         except ReportgenError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            raise click.ClickException(str(e)) from None
+            err = click.ClickException(str(e))
+            err.exit_code = e.exit_code  # e.g. 75 when another run holds the lock
+            raise err from None
         except OSError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -203,3 +205,42 @@ def init(directory, force):
     for p in pipeline.init_workspace(directory, force):
         click.echo(str(p))
     log.info("workspace ready: reportgen -C %s build --quarter 2025Q2", directory)
+
+
+@cli.command()
+@click.option("--cron", "mode", flag_value="cron", help="Print a crontab line that runs `reportgen run`.")
+@click.option("--systemd", "mode", flag_value="systemd", help="Print reportgen.service and reportgen.timer.")
+@click.option("--next", "mode", flag_value="next", default=True, help="Print the next run times (default).")
+@click.option("--foreground", "mode", flag_value="foreground", help="Sleep until each run time and run (containers).")
+@click.option("-n", "count", type=click.IntRange(1, 100), default=5, show_default=True, help="How many times --next shows.")
+@click.pass_context
+def schedule(ctx, mode, count):
+    """Show or install the schedule from reportgen.toml ([schedule] cron, default monthly 0 8 1 * *).
+
+    \b
+    Example:
+        (crontab -l; reportgen -C /srv/briefings schedule --cron) | crontab -
+        reportgen schedule --systemd
+    """
+    import shutil as _shutil
+    from datetime import datetime
+
+    from . import config, pipeline
+    from . import schedule as sched
+
+    root = workspace_of(ctx).resolve()
+    settings = config.load_settings(root)
+    spec = pipeline.cron_spec(settings)
+    exe = _shutil.which("reportgen") or sys.argv[0]
+    if mode == "cron":
+        click.echo(sched.crontab_line(spec, root, exe))
+    elif mode == "systemd":
+        service, timer = sched.systemd_units(spec, root, exe)
+        click.echo(f"# ~/.config/systemd/user/reportgen.service\n{service}\n# ~/.config/systemd/user/reportgen.timer\n"
+                   f"{timer}", nl=False)
+    elif mode == "foreground":
+        sched.sleep_until_next(spec, datetime.now, __import__("time").sleep,
+                               lambda when: pipeline.run(root, progress=log.info))
+    else:
+        for t in sched.next_runs(spec, datetime.now(), count):
+            click.echo(t.isoformat(sep=" ", timespec="minutes"))

@@ -90,7 +90,8 @@ class Normalizer:
         for cid in {r["company"] for r in rows}:
             check_alignment(companies[cid])
         none = frozenset()
-        store, reported, latest = self._rows, self._reported, self.latest
+        self._periods: set[tuple[str, Quarter]] = set()
+        store, reported, latest, periods = self._rows, self._reported, self.latest, self._periods
         for r in rows:
             cid, item, q, vintage = r["company"], r["item"], r["quarter"], r["vintage"]
             value, flags = self._convert(r, fx)
@@ -104,6 +105,7 @@ class Normalizer:
             else:
                 found[vintage] = (value, r, flags, old)
             reported.add((cid, item))
+            periods.add((cid, q))
             if item == "revenue":
                 prev = latest.get(cid)
                 if prev is None or q.index > prev.index:
@@ -233,3 +235,7 @@ class Normalizer:
     def has_data(self, company: str, quarter: Quarter) -> bool:
         """Whether a revenue figure (single quarter) can be had for the company in that quarter."""
         return not self.get(company, quarter, QUARTER, "revenue").missing
+
+    def has_reported(self, company: str, quarter: Quarter) -> bool:
+        """Whether the company has any figure for a period ending in that quarter (it has reported)."""
+        return (company, quarter) in self._periods

@@ -140,6 +140,11 @@ def validate(root: Path) -> list[ReportgenError]:
             check_settings(settings, companies)
         except ReportgenError as e:
             problems.append(e)
+    if settings:
+        try:
+            cron_spec(settings)
+        except ReportgenError as e:
+            problems.append(e)
     if companies and labels is not None:
         for c in companies.values():
             try:
@@ -384,3 +389,47 @@ def write_edition(dest: Path, payload: dict[str, bytes]) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# -- init ---------------------------------------------------------------------------------------------------------
+DEFAULT_PARTS = (config.CONFIG_NAME, "data", "templates")
+
+
+def defaults_root() -> Path:
+    """Where the default workspace lives: packaged in the wheel, or the repository root in a source checkout."""
+    packaged = Path(__file__).resolve().parent / "defaults"
+    if (packaged / config.CONFIG_NAME).exists():
+        return packaged
+    source = Path(__file__).resolve().parents[1]
+    if (source / config.CONFIG_NAME).exists() and (source / "data" / "companies.toml").exists():
+        return source
+    raise ConfigError("the default workspace is missing from this installation; reinstall reportgen")
+
+
+def init_workspace(dest: Path, force: bool = False) -> list[Path]:
+    """Write a new workspace (config, data, templates, empty output/) from the packaged defaults."""
+    dest = Path(dest)
+    if (dest / config.CONFIG_NAME).exists() and not force:
+        raise ConfigError(f"a workspace already exists here; use --force to overwrite its {config.CONFIG_NAME}, "
+                          "data/ and templates/", str(dest / config.CONFIG_NAME))
+    src = defaults_root()
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for part in DEFAULT_PARTS:
+        s = src / part
+        if s.is_dir():
+            shutil.copytree(s, dest / part, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(s, dest / part)
+        written.append(dest / part)
+    (dest / "output").mkdir(exist_ok=True)
+    return written
+
+
+# -- schedule -----------------------------------------------------------------------------------------------------
+def cron_spec(settings: config.Settings):
+    """The checked cron expression of [schedule]; a bad one names reportgen.toml and its line."""
+    from . import schedule
+
+    return schedule.parse_cron(settings.schedule_cron, path=settings.path,
+                               line=config.line_of(settings.source_text, "cron", "schedule"))

@@ -284,15 +284,13 @@ def _exec_word(path: str) -> str:
 
 
 def _compress(values: tuple[int, ...], lo: int, hi: int) -> str:
-    """Numbers as systemd calendar syntax: '*' for all, 'a/s' or 'a..b/s' for a step, else runs 'a..b' and lists."""
+    """Numbers as systemd calendar syntax: '*' for all, else runs 'a..b' and lists.
+
+    Steps ('01/4') are written out as lists: systemd 252's repetition in the day field skips the 1st of the next
+    year (systemd-analyze calendar --base-time=2001-12-30 '*-*-01/4' gives 2002-01-05), found by the property test.
+    """
     if values == tuple(range(lo, hi + 1)):
         return "*"
-    if len(values) >= 5:  # shorter progressions read better as a list: 00,15,30,45
-        step = values[1] - values[0]
-        if step > 1 and all(b - a == step for a, b in zip(values, values[1:], strict=False)):
-            if values[-1] + step > hi:
-                return f"{values[0]:02d}/{step}"
-            return f"{values[0]:02d}..{values[-1]:02d}/{step}"
     return ",".join(
         f"{a:02d}" if a == b else f"{a:02d}..{b:02d}" if b - a >= 2 else f"{a:02d},{b:02d}" for a, b in _runs(values)
     )

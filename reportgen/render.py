@@ -16,13 +16,16 @@ TEMPLATE = "briefing.html.j2"
 def render_html(briefing: dict, templates_dir: Path) -> str:
     """The standalone briefing: CSS and SVG charts inline, so it opens offline in any browser."""
     import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
 
     templates_dir = Path(templates_dir)
     if not (templates_dir / TEMPLATE).exists():
         raise RenderError(f"template not found; run 'reportgen init' to get the default templates",
                           str(templates_dir / TEMPLATE))
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    # Sandboxed: a workspace's templates may come from someone else; they can format the briefing, not reach
+    # Python internals (b.__class__.__mro__ ...).
+    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
+                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     css_path = templates_dir / "briefing.css"
     css = css_path.read_text(encoding="utf-8") if css_path.exists() else ""
     try:
@@ -30,6 +33,8 @@ def render_html(briefing: dict, templates_dir: Path) -> str:
         return template.render(b=briefing, css=jinja2.utils.markupsafe.Markup(css))
     except jinja2.TemplateSyntaxError as e:
         raise RenderError(f"template syntax error: {e.message}", f"templates/{e.name or TEMPLATE}", e.lineno) from None
+    except jinja2.exceptions.SecurityError as e:
+        raise RenderError(f"template does something unsafe: {e}", f"templates/{TEMPLATE}") from None
     except jinja2.UndefinedError as e:
         raise RenderError(f"template uses something the briefing does not have: {e.message}",
                           f"templates/{TEMPLATE}") from None

@@ -244,3 +244,25 @@ def schedule(ctx, mode, count):
     else:
         for t in sched.next_runs(spec, datetime.now(), count):
             click.echo(t.isoformat(sep=" ", timespec="minutes"))
+
+
+@cli.command("run")
+@click.option("--now", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]), default=None,
+              help="Act as if it were this time (ISO, local time), e.g. 2025-10-01T08:00.")
+@click.pass_context
+def run_cmd(ctx, now):
+    """The job a schedule calls: build the due edition if its inputs changed, send it to lists that lack it.
+
+    Exit status: 0 done or nothing to do; 75 another run holds the lock; other non-zero a failure.
+
+    \b
+    Example:
+        reportgen run --now 2025-10-01T08:00
+    """
+    from . import pipeline
+    from .errors import DeliveryError
+
+    report = pipeline.run(workspace_of(ctx), now, progress=log.info)
+    if not report.ok:
+        failed = [f"{d.list_name}: {d.summary()}" for d in report.deliveries if not d.ok]
+        raise DeliveryError("not everything was delivered: " + "; ".join(failed))

@@ -433,3 +433,68 @@ def cron_spec(settings: config.Settings):
 
     return schedule.parse_cron(settings.schedule_cron, path=settings.path,
                                line=config.line_of(settings.source_text, "cron", "schedule"))
+
+
+# -- run ----------------------------------------------------------------------------------------------------------
+LOCK_NAME = ".run.lock"
+
+
+@dataclass
+class RunReport:
+    """What one scheduled run did."""
+
+    quarter: str | None = None
+    edition: str | None = None
+    built: bool = False
+    deliveries: list = None  # one DeliveryReport per mailing list
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(d.ok for d in self.deliveries or [])
+
+
+def due_edition(ctx: Context, now: datetime) -> Quarter | None:
+    """The quarter a scheduled run should publish at `now` (see schedule.due_quarter)."""
+    from . import schedule
+
+    subj = ctx.settings.subject
+    peers = [c for c in ctx.settings.companies if c != subj]
+    last = Quarter(now.year, (now.month - 1) // 3 + 1)
+    candidates = [last.shift(-k) for k in range(0, 12)]
+    subject_has = {q for q in candidates if ctx.norm.has_data(subj, q)}
+    available = {q: sum(ctx.norm.has_reported(p, q) for p in peers) for q in subject_has}
+    return schedule.due_quarter(available, subject_has, now, ctx.settings.min_peers_reported,
+                                ctx.settings.publish_partial)
+
+
+def run(root: Path, now: datetime | None = None, progress=None, env=None, connect=None, sleep=None) -> RunReport:
+    """The scheduled job: under the run lock, pick the due edition, build it if its inputs changed, and send it to
+    the mailing lists that have not received it. Raises LockHeld when another run is at work."""
+    from . import schedule
+
+    say = progress or (lambda msg: None)
+    root = Path(root)
+    now = now or datetime.now()
+    (root / "output").mkdir(parents=True, exist_ok=True)
+    with schedule.RunLock(root / "output" / LOCK_NAME):
+        ctx = open_workspace(root)
+        q = due_edition(ctx, now)
+        if q is None:
+            say(f"run {now.isoformat(timespec='minutes')}: no edition is due (the subject and at least "
+                f"{ctx.settings.min_peers_reported} peers must have reported a quarter that has ended)")
+            return RunReport(deliveries=[], note="nothing due")
+        say(f"run {now.isoformat(timespec='minutes')}: edition {q} is due")
+        edition = build(root, [q], now.date(), progress=say, only_if_changed=True, ctx=ctx)[0]
+        report = RunReport(str(q), edition.edition, edition.rebuilt, [])
+        if ctx.settings.mail_lists:
+            from . import deliver
+
+            for ml in ctx.settings.mail_lists:
+                kw = {k: v for k, v in (("env", env), ("connect", connect), ("sleep", sleep)) if v is not None}
+                d = deliver.send_edition(edition.path, ctx.settings, list_name=ml.name, **kw)
+                report.deliveries.append(d)
+                say(f"{q}: list {ml.name}: {d.summary()}")
+        else:
+            say(f"{q}: no mailing lists in reportgen.toml; nothing to send")
+        return report

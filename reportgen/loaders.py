@@ -188,8 +188,9 @@ def load_labels(root: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
             {c: {k.strip(): v for k, v in m.items()} for c, m in overrides.items()})
 
 
-def _read_table(path: Path, rel: str) -> tuple[list[str], list[tuple[int, dict]]]:
-    """Header and (line, row) pairs of a CSV or .xlsx file."""
+def _read_table(path: Path, rel: str, skip=None) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Header and (line, row) pairs of a CSV or .xlsx file. `skip(header, values)` may drop a raw row before it
+    is turned into a dict (cheap filtering of large files)."""
     if path.suffix.lower() == ".xlsx":
         try:
             from openpyxl import load_workbook
@@ -224,13 +225,18 @@ def _read_table(path: Path, rel: str) -> tuple[list[str], list[tuple[int, dict]]
                             rel, 1)
         header = [h.strip() for h in header]
         rows = []
+        width = len(header)
         for values in reader:
-            if not values or all(not v.strip() for v in values):
+            if not values or (len(values) == 1 and not values[0].strip()):
                 continue
-            if len(values) > len(header):
-                raise DataError(f"{len(values)} fields but the header names {len(header)}; "
+            if len(values) > width:
+                raise DataError(f"{len(values)} fields but the header names {width}; "
                                 "is a comma inside an unquoted value?", rel, reader.line_num)
-            rows.append((reader.line_num, dict(zip(header, (v.strip() for v in values)))))
+            if skip is not None and skip(values):
+                continue
+            if not any(v.strip() for v in values):
+                continue
+            rows.append((reader.line_num, dict(zip(header, [v.strip() for v in values]))))
     except csv.Error as e:
         raise DataError(f"not valid CSV: {e}", rel, reader.line_num) from None
     return header, rows
@@ -289,7 +295,30 @@ def load_financials(root: Path, company: Company, labels, overrides, fx, problem
                         _rel(files[1], root))
     path = files[0]
     rel = _rel(path, root)
-    header, rows = _read_table(path, rel)
+    label_map = {**labels, **overrides.get(company.id, {})}
+    skip = None
+    if periods is not None:
+        cols: dict[str, int] = {}
+
+        def skip(values):
+            """Rows of well-formed quarters outside the window, noting which items the company reports."""
+            if not cols:
+                return False
+            p = values[cols["period"]].strip() if len(values) > cols["period"] else ""
+            if p in periods or not _QUARTER_TEXT.match(p):
+                return False
+            if reported is not None and "label" in cols and len(values) > cols["label"]:
+                item = label_map.get(values[cols["label"]].strip())
+                if item:
+                    reported.add((company.id, item))
+            return True
+
+        with open(path, "rb") as fh:  # the header decides which column holds the period
+            first = fh.readline().decode("utf-8-sig", errors="replace")
+        names = [h.strip() for h in next(csv.reader([first]), [])]
+        if "period" in names and path.suffix.lower() == ".csv":
+            cols.update({n: i for i, n in enumerate(names)})
+    header, rows = _read_table(path, rel, skip)
     for col in FINANCIAL_COLUMNS:
         if col not in header:
             raise DataError(f"missing column '{col}' (the header must name {', '.join(FINANCIAL_COLUMNS)})",
@@ -299,11 +328,10 @@ def load_financials(root: Path, company: Company, labels, overrides, fx, problem
         if col not in known:
             raise DataError(f"unknown column '{col}'; known columns: {', '.join(FINANCIAL_COLUMNS + OPTIONAL_COLUMNS)}",
                             rel, 1, col)
-    label_map = {**labels, **overrides.get(company.id, {})}
     out = []
     seen: dict[tuple, int] = {}
     for line, r in rows:
-        if periods is not None:
+        if periods is not None:  # .xlsx rows (CSV rows outside the window were skipped while reading)
             p = (r.get("period") or "").strip()
             if p not in periods and _QUARTER_TEXT.match(p):
                 if reported is not None and (r.get("label") or "").strip() in label_map:

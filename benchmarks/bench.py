@@ -30,8 +30,9 @@ REPORTGEN = [PY, "-m", "reportgen"]
 def run(cmd, cwd=None, env=None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process; raises if it fails."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     err = proc.stderr.read().decode(errors="replace")
@@ -66,8 +67,10 @@ def main() -> None:
     ap.add_argument("--skip-scale", action="store_true", help="skip the 1,000-company workspace (slow to generate)")
     a = ap.parse_args()
     env = {"SOURCE_DATE_EPOCH": "1764547200"}
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{platform.platform()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}"
+    )
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         ws = default_workspace(tmp)
@@ -76,8 +79,16 @@ def main() -> None:
         build = median_of(a.runs, REPORTGEN + ["-q", "build", "--quarter", "2025Q2"], cwd=ws, env=env)
         imports = median_of(a.runs, [PY, "-c", "import pandas, matplotlib, weasyprint, jinja2, click"])
         html = ws / "output" / "2025Q2" / "briefing.html"
-        wp = median_of(a.runs, [PY, "-c", "import sys; from weasyprint import HTML; "
-                                "HTML(filename=sys.argv[1]).write_pdf(sys.argv[2])", str(html), str(tmp / "x.pdf")])
+        wp = median_of(
+            a.runs,
+            [
+                PY,
+                "-c",
+                "import sys; from weasyprint import HTML; HTML(filename=sys.argv[1]).write_pdf(sys.argv[2])",
+                str(html),
+                str(tmp / "x.pdf"),
+            ],
+        )
         ratio = build[0] / (imports[0] + wp[0])
         print(f"   build                 {build[0]:6.2f} s  peak {build[1]:6.0f} MiB  (median of {a.runs})")
         print(f"   import floor          {imports[0]:6.2f} s  peak {imports[1]:6.0f} MiB")
@@ -86,8 +97,9 @@ def main() -> None:
 
         print("\n3. Four quarters in one command against four commands (default workspace)")
         quarters = ["2024Q3", "2024Q4", "2025Q1", "2025Q2"]
-        one = median_of(max(1, a.runs // 2), REPORTGEN + ["-q", "build", "--quarter", "2024Q3..2025Q2"], cwd=ws,
-                        env=env)
+        one = median_of(
+            max(1, a.runs // 2), REPORTGEN + ["-q", "build", "--quarter", "2024Q3..2025Q2"], cwd=ws, env=env
+        )
         sep = []
         for _ in range(max(1, a.runs // 2)):
             sep.append(sum(run(REPORTGEN + ["-q", "build", "--quarter", q], cwd=ws, env=env)[0] for q in quarters))
@@ -101,8 +113,10 @@ def main() -> None:
         if " run " in help_text:
             run(REPORTGEN + ["-q", "run"], cwd=ws, env=env)  # builds and (with no mail lists) sends nothing
             noop = median_of(a.runs, REPORTGEN + ["-q", "run"], cwd=ws, env=env)
-            print(f"   run (nothing to do)   {noop[0]:6.2f} s  peak {noop[1]:6.0f} MiB   target < 1 s   "
-                  f"{verdict(noop[0] < 1)}")
+            print(
+                f"   run (nothing to do)   {noop[0]:6.2f} s  peak {noop[1]:6.0f} MiB   target < 1 s   "
+                f"{verdict(noop[0] < 1)}"
+            )
         else:
             print("   reportgen run is not available in this version")
 
@@ -110,14 +124,19 @@ def main() -> None:
             print("\n2. Scale: 1,000 companies x 40 quarters (synthetic, real file formats)")
             t0 = time.perf_counter()
             big = synth.generate(tmp / "scale", 1000, 40, groups="all")
-            print(f"   generated in {time.perf_counter() - t0:.1f} s: "
-                  f"{sum(1 for _ in (big / 'data' / 'financials').iterdir())} files")
+            print(
+                f"   generated in {time.perf_counter() - t0:.1f} s: "
+                f"{sum(1 for _ in (big / 'data' / 'financials').iterdir())} files"
+            )
             m = median_of(a.runs, REPORTGEN + ["-q", "metrics", "--quarter", "2025Q2", "--format", "csv"], cwd=big)
-            print(f"   metrics, 1,000 companies   {m[0]:6.2f} s  peak {m[1]:6.0f} MiB   targets 3 s, 1024 MiB   "
-                  f"{verdict(m[0] <= 3 and m[1] <= 1024)}")
+            print(
+                f"   metrics, 1,000 companies   {m[0]:6.2f} s  peak {m[1]:6.0f} MiB   targets 3 s, 1024 MiB   "
+                f"{verdict(m[0] <= 3 and m[1] <= 1024)}"
+            )
             one_group = synth.generate(tmp / "scale1", 1000, 40, groups="one")
-            b = median_of(max(1, a.runs // 2), REPORTGEN + ["-q", "build", "--quarter", "2025Q2"], cwd=one_group,
-                          env=env)
+            b = median_of(
+                max(1, a.runs // 2), REPORTGEN + ["-q", "build", "--quarter", "2025Q2"], cwd=one_group, env=env
+            )
             print(f"   build, one group of 10     {b[0]:6.2f} s  peak {b[1]:6.0f} MiB")
 
 

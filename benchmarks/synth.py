@@ -14,19 +14,41 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 UNITS = {"yuan": 1.0, "thousand": 1e3, "ten_thousand": 1e4, "million": 1e6, "hundred_million": 1e8}
 LABELS = {
-    "CAS": {"revenue": "营业收入", "cost_of_revenue": "营业成本", "selling_expenses": "销售费用",
-            "admin_expenses": "管理费用", "rnd_expenses": "研发费用", "operating_profit": "营业利润",
-            "net_profit_attributable": "归属于上市公司股东的净利润"},
-    "IFRS": {"revenue": "Revenue", "cost_of_revenue": "Cost of sales", "selling_expenses": "Selling and marketing expenses",
-             "admin_expenses": "Administrative expenses", "rnd_expenses": "Research and development expenses",
-             "operating_profit": "Operating profit", "net_profit_attributable": "Profit attributable to owners of the Company"},
-    "US GAAP": {"revenue": "Total revenues", "cost_of_revenue": "Cost of sales",
-                "selling_expenses": "Selling, general and administrative expenses",
-                "rnd_expenses": "Research and development expenses", "operating_profit": "Income (loss) from operations",
-                "net_profit_attributable": "Net income (loss) attributable to ordinary shareholders"},
+    "CAS": {
+        "revenue": "营业收入",
+        "cost_of_revenue": "营业成本",
+        "selling_expenses": "销售费用",
+        "admin_expenses": "管理费用",
+        "rnd_expenses": "研发费用",
+        "operating_profit": "营业利润",
+        "net_profit_attributable": "归属于上市公司股东的净利润",
+    },
+    "IFRS": {
+        "revenue": "Revenue",
+        "cost_of_revenue": "Cost of sales",
+        "selling_expenses": "Selling and marketing expenses",
+        "admin_expenses": "Administrative expenses",
+        "rnd_expenses": "Research and development expenses",
+        "operating_profit": "Operating profit",
+        "net_profit_attributable": "Profit attributable to owners of the Company",
+    },
+    "US GAAP": {
+        "revenue": "Total revenues",
+        "cost_of_revenue": "Cost of sales",
+        "selling_expenses": "Selling, general and administrative expenses",
+        "rnd_expenses": "Research and development expenses",
+        "operating_profit": "Income (loss) from operations",
+        "net_profit_attributable": "Net income (loss) attributable to ordinary shareholders",
+    },
 }
-SHARE = {"cost_of_revenue": 0.75, "selling_expenses": 0.08, "admin_expenses": 0.03, "rnd_expenses": 0.05,
-         "operating_profit": 0.07, "net_profit_attributable": 0.05}
+SHARE = {
+    "cost_of_revenue": 0.75,
+    "selling_expenses": 0.08,
+    "admin_expenses": 0.03,
+    "rnd_expenses": 0.05,
+    "operating_profit": 0.07,
+    "net_profit_attributable": 0.05,
+}
 FX = {"HKD": 0.91, "USD": 7.1}
 
 
@@ -51,15 +73,22 @@ def generate(out: Path, companies: int, nq: int, group_size: int = 10, groups: s
     for cur, rate in FX.items():
         for y, q in qs:
             for k in range(1, q + 1):
-                fx_rows.append(f"{cur},{y}Q{q},{3 * k}M,{rate * (1 + rng.uniform(-0.02, 0.02)):.4f},https://example.test/fx")
+                fx_rows.append(
+                    f"{cur},{y}Q{q},{3 * k}M,{rate * (1 + rng.uniform(-0.02, 0.02)):.4f},https://example.test/fx"
+                )
     for i in range(companies):
         cid = f"c{i:04d}"
         std = ["CAS", "IFRS", "US GAAP"][i % 3]
         ytd = std == "CAS"
-        cur = "RMB" if std == "CAS" else ("HKD" if std == "IFRS" and i % 2 else ("USD" if std == "US GAAP" and i % 2
-                                                                                 else "RMB"))
-        registry.append(f'[{cid}]\nname = "Company {i}"\nname_zh = "公司{i}"\nticker = "T{i}"\nexchange = "X"\n'
-                        f'standard = "{std}"\ncurrency = "{cur}"\nreporting = "{"ytd" if ytd else "quarterly"}"\n')
+        cur = (
+            "RMB"
+            if std == "CAS"
+            else ("HKD" if std == "IFRS" and i % 2 else ("USD" if std == "US GAAP" and i % 2 else "RMB"))
+        )
+        registry.append(
+            f'[{cid}]\nname = "Company {i}"\nname_zh = "公司{i}"\nticker = "T{i}"\nexchange = "X"\n'
+            f'standard = "{std}"\ncurrency = "{cur}"\nreporting = "{"ytd" if ytd else "quarterly"}"\n'
+        )
         unit = list(UNITS)[i % len(UNITS)]
         base = rng.uniform(500, 50000) * 1e6  # yuan per quarter
         rows = ["period,basis,label,value,unit,currency,vintage,source_url"]
@@ -76,17 +105,21 @@ def generate(out: Path, companies: int, nq: int, group_size: int = 10, groups: s
                 else:
                     basis = "3M"
                 shown = v / UNITS[unit] / (FX.get(cur, 1.0))
-                rows.append(f"{y}Q{q},{basis},\"{LABELS[std][item]}\",{shown:.2f},{unit},{cur},published,"
-                            f"https://example.test/{cid}/{y}Q{q}")
+                rows.append(
+                    f'{y}Q{q},{basis},"{LABELS[std][item]}",{shown:.2f},{unit},{cur},published,'
+                    f"https://example.test/{cid}/{y}Q{q}"
+                )
         (out / "data" / "financials" / f"{cid}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (out / "data" / "companies.toml").write_text("\n".join(registry), encoding="utf-8")
     (out / "data" / "fx.csv").write_text("\n".join(fx_rows) + "\n", encoding="utf-8")
     ids = [f"c{i:04d}" for i in range(1, companies)]
     n_groups = (len(ids) + group_size - 1) // group_size if groups == "all" else 1
-    cfg = ['[report]\nsubject = "c0000"\ntitle = "{subject} vs peers: {quarter} synthetic briefing"\n'
-           'min_peers_reported = 1\n']
+    cfg = [
+        '[report]\nsubject = "c0000"\ntitle = "{subject} vs peers: {quarter} synthetic briefing"\n'
+        "min_peers_reported = 1\n"
+    ]
     for g in range(n_groups):
-        members = ", ".join(f'"{m}"' for m in ids[g * group_size:(g + 1) * group_size])
+        members = ", ".join(f'"{m}"' for m in ids[g * group_size : (g + 1) * group_size])
         cfg.append(f'[groups.g{g:03d}]\nlabel = "Group {g}"\nmembers = [{members}]\n')
     (out / "reportgen.toml").write_text("\n".join(cfg), encoding="utf-8")
     (out / "output").mkdir()

@@ -25,8 +25,12 @@ def _cell(rec, unit):
     if rec is None:
         return {"text": NOT_AVAILABLE, "marks": "", "missing": True, "title": ""}
     v = rec["value"]
-    return {"text": fmt_value(v if _ok(v) else None, unit), "marks": marks(rec["flags"]) if _ok(v) else "",
-            "missing": not _ok(v), "title": rec["reason"]}
+    return {
+        "text": fmt_value(v if _ok(v) else None, unit),
+        "marks": marks(rec["flags"]) if _ok(v) else "",
+        "missing": not _ok(v),
+        "title": rec["reason"],
+    }
 
 
 def assemble(ctx, quarter: Quarter, edition_date: date, templates: dict | None = None) -> dict:
@@ -44,42 +48,79 @@ def assemble(ctx, quarter: Quarter, edition_date: date, templates: dict | None =
 
     def person(cid):
         c = companies[cid]
-        return {"id": cid, "name": c.name, "name_zh": c.name_zh, "ticker": c.ticker, "standard": c.standard,
-                "reported": reported[cid], "subject": cid == s.subject}
+        return {
+            "id": cid,
+            "name": c.name,
+            "name_zh": c.name_zh,
+            "ticker": c.ticker,
+            "standard": c.standard,
+            "reported": reported[cid],
+            "subject": cid == s.subject,
+        }
 
-    findings = build_findings(records, s.subject, s.groups, str(quarter), BY_ID, s.slightly_pp, templates,
-                              not_reported)
+    findings = build_findings(records, s.subject, s.groups, str(quarter), BY_ID, s.slightly_pp, templates, not_reported)
     shown_metrics = [BY_ID[m] for m in s.metrics]
 
     def row(cid):
-        cells = [(_cell(by.get((cid, m.id)), m.unit) if reported[cid] else
-                  {"text": NOT_YET, "marks": "", "missing": True, "title": ""}) for m in shown_metrics]
+        cells = [
+            (
+                _cell(by.get((cid, m.id)), m.unit)
+                if reported[cid]
+                else {"text": NOT_YET, "marks": "", "missing": True, "title": ""}
+            )
+            for m in shown_metrics
+        ]
         return {**person(cid), "cells": cells}
 
-    scorecard = {"metrics": [{"id": m.id, "label": m.label} for m in shown_metrics], "subject": row(s.subject),
-                 "groups": []}
+    scorecard = {
+        "metrics": [{"id": m.id, "label": m.label} for m in shown_metrics],
+        "subject": row(s.subject),
+        "groups": [],
+    }
     for g in s.groups:
-        medians = [{"text": fmt_value(stat[(g.id, m.id)]["median"] if stat[(g.id, m.id)]["n"] else None, m.unit),
-                    "n": stat[(g.id, m.id)]["n"]} for m in shown_metrics]
+        medians = [
+            {
+                "text": fmt_value(stat[(g.id, m.id)]["median"] if stat[(g.id, m.id)]["n"] else None, m.unit),
+                "n": stat[(g.id, m.id)]["n"],
+            }
+            for m in shown_metrics
+        ]
         ranks = [stat[(g.id, m.id)] for m in shown_metrics]
-        scorecard["groups"].append({"id": g.id, "label": g.label, "rows": [row(c) for c in g.members],
-                                    "medians": medians,
-                                    "ranks": [f"{r['subject_rank']} of {r['ranked']}" if _ok(r["subject_rank"])
-                                              else "" for r in ranks]})
+        scorecard["groups"].append(
+            {
+                "id": g.id,
+                "label": g.label,
+                "rows": [row(c) for c in g.members],
+                "medians": medians,
+                "ranks": [f"{r['subject_rank']} of {r['ranked']}" if _ok(r["subject_rank"]) else "" for r in ranks],
+            }
+        )
 
     sm: Metric = BY_ID[s.section_metric]
-    sm_change = Metric(f"{sm.id}_yoy_pp", f"{sm.label} change YoY", "pp", sm.lower_is_better, "", kind="yoy_pp",
-                       base=sm.id)
+    sm_change = Metric(
+        f"{sm.id}_yoy_pp", f"{sm.label} change YoY", "pp", sm.lower_is_better, "", kind="yoy_pp", base=sm.id
+    )
     quarters = [quarter.shift(-k) for k in range(s.trend_quarters - 1, -1, -1)]
     sections = []
     for g in s.groups:
         members = [s.subject] + list(g.members)
         med = stat[(g.id, sm.id)]
-        bars = [charts.Bar(companies[c].name, by[(c, sm.id)]["value"] if _ok(by[(c, sm.id)]["value"]) else None,
-                           c == s.subject, sup_marks(by[(c, sm.id)]["flags"])) for c in members]
-        bar_svg = charts.bar_chart(bars, f"{sm.label}, {quarter}: {subj.name} and {g.label} peers",
-                                   f"{sm.label} (% of revenue)", med["median"] if med["n"] else None,
-                                   "peer median")
+        bars = [
+            charts.Bar(
+                companies[c].name,
+                by[(c, sm.id)]["value"] if _ok(by[(c, sm.id)]["value"]) else None,
+                c == s.subject,
+                sup_marks(by[(c, sm.id)]["flags"]),
+            )
+            for c in members
+        ]
+        bar_svg = charts.bar_chart(
+            bars,
+            f"{sm.label}, {quarter}: {subj.name} and {g.label} peers",
+            f"{sm.label} (% of revenue)",
+            med["median"] if med["n"] else None,
+            "peer median",
+        )
         series, dropped = [], []
         for c in members:
             results = [compute_one(ctx.norm, c, q, QUARTER, sm) for q in quarters]
@@ -88,33 +129,67 @@ def assemble(ctx, quarter: Quarter, edition_date: date, templates: dict | None =
             dropped += [f"{companies[c].name} {q}" for q, r in zip(quarters, results) if r.old_basis and _ok(r.value)]
             vals = tuple(None if r.old_basis else r.value for r in results)
             series.append(charts.Series(companies[c].name, vals, c == s.subject))
-        trend_svg = charts.trend_chart([str(q) for q in quarters], series,
-                                       f"{sm.label}, last {len(quarters)} quarters", f"{sm.label} (% of revenue)")
+        trend_svg = charts.trend_chart(
+            [str(q) for q in quarters],
+            series,
+            f"{sm.label}, last {len(quarters)} quarters",
+            f"{sm.label} (% of revenue)",
+        )
         rows = []
         for c in members:
             change = compute_one(ctx.norm, c, quarter, QUARTER, sm_change)
             prior = compute_one(ctx.norm, c, quarter.shift(-4), QUARTER, sm)
-            rows.append({**person(c), "cells": [
-                _cell(by[(c, "revenue")], "rmb_mn"), _cell(by[(c, "revenue_yoy")], "growth"),
-                _cell(by[(c, "gross_margin")], "ratio"), _cell(by[(c, "gross_margin_yoy_pp")], "pp"),
-                _cell(by[(c, sm.id)], sm.unit),
-                _cell({"value": prior.value, "flags": sorted(prior.flags), "reason": prior.reason}, sm.unit),
-                _cell({"value": change.value, "flags": sorted(change.flags), "reason": change.reason}, "pp"),
-            ] if reported[c] else [{"text": NOT_YET, "marks": "", "missing": True, "title": ""}] * 7})
-        sections.append({"id": g.id, "label": g.label, "bar_svg": bar_svg, "trend_svg": trend_svg, "rows": rows,
-                         "trend_dropped": dropped,
-                         "columns": ["Revenue (RMB mn)", "Revenue YoY", "Gross margin", "Gross margin YoY",
-                                     f"{sm.label}", f"{sm.label}, {quarter.shift(-4)}", "Change YoY"]})
+            rows.append(
+                {
+                    **person(c),
+                    "cells": [
+                        _cell(by[(c, "revenue")], "rmb_mn"),
+                        _cell(by[(c, "revenue_yoy")], "growth"),
+                        _cell(by[(c, "gross_margin")], "ratio"),
+                        _cell(by[(c, "gross_margin_yoy_pp")], "pp"),
+                        _cell(by[(c, sm.id)], sm.unit),
+                        _cell({"value": prior.value, "flags": sorted(prior.flags), "reason": prior.reason}, sm.unit),
+                        _cell({"value": change.value, "flags": sorted(change.flags), "reason": change.reason}, "pp"),
+                    ]
+                    if reported[c]
+                    else [{"text": NOT_YET, "marks": "", "missing": True, "title": ""}] * 7,
+                }
+            )
+        sections.append(
+            {
+                "id": g.id,
+                "label": g.label,
+                "bar_svg": bar_svg,
+                "trend_svg": trend_svg,
+                "rows": rows,
+                "trend_dropped": dropped,
+                "columns": [
+                    "Revenue (RMB mn)",
+                    "Revenue YoY",
+                    "Gross margin",
+                    "Gross margin YoY",
+                    f"{sm.label}",
+                    f"{sm.label}, {quarter.shift(-4)}",
+                    "Change YoY",
+                ],
+            }
+        )
 
     points = []
     for cid in s.companies:
         g, m, r = by[(cid, "revenue_yoy")]["value"], by[(cid, "gross_margin")]["value"], by[(cid, "revenue")]["value"]
         if _ok(g) and _ok(m) and _ok(r):
             points.append(charts.Point(companies[cid].name, g, m, r, cid == s.subject))
-    left_out = [companies[c].name for c in s.companies if reported[c] and not any(p.label == companies[c].name
-                                                                                   for p in points)]
-    scatter_svg = charts.scatter_chart(points, f"Revenue growth against gross margin, {quarter}",
-                                       "Revenue growth, year on year", "Gross margin") if points else ""
+    left_out = [
+        companies[c].name for c in s.companies if reported[c] and not any(p.label == companies[c].name for p in points)
+    ]
+    scatter_svg = (
+        charts.scatter_chart(
+            points, f"Revenue growth against gross margin, {quarter}", "Revenue growth, year on year", "Gross margin"
+        )
+        if points
+        else ""
+    )
 
     used_flags = {f for r in records if _ok(r["value"]) for f in r["flags"]}
     sources = _sources(ctx, records)
@@ -136,12 +211,17 @@ def assemble(ctx, quarter: Quarter, edition_date: date, templates: dict | None =
         "section_metric": sm.label,
         "scatter_svg": scatter_svg,
         "scatter_left_out": left_out,
-        "metrics": [{"id": m.id, "label": m.label, "definition": m.definition,
-                     "lower_is_better": m.lower_is_better} for m in METRICS],
+        "metrics": [
+            {"id": m.id, "label": m.label, "definition": m.definition, "lower_is_better": m.lower_is_better}
+            for m in METRICS
+        ],
         "footnotes": [{"mark": FLAG_MARKS[f], "text": FLAG_NOTES[f]} for f in FLAG_MARKS if f in used_flags],
         "slightly_pp": s.slightly_pp,
-        "fx": [{"currency": k[0], "period": k[1], "basis": k[2], "rate": v[0]} for k, v in sorted(ctx.data.fx.items())
-               if k[1] <= str(quarter)],
+        "fx": [
+            {"currency": k[0], "period": k[1], "basis": k[2], "rate": v[0]}
+            for k, v in sorted(ctx.data.fx.items())
+            if k[1] <= str(quarter)
+        ],
         "sources": sources,
         "chart_count": 2 * len(sections) + (1 if scatter_svg else 0),
     }
@@ -164,16 +244,31 @@ def _sources(ctx, records) -> list[dict]:
             if not r:
                 continue
             key = (r["company"], str(r["quarter"]), r["basis"], r["source_url"])
-            entry = seen.setdefault(key, {"company": ctx.data.companies[r["company"]].name,
-                                          "period": str(r["quarter"]), "basis": r["basis"], "labels": set(),
-                                          "url": r["source_url"], "refs": set(), "vintage": r["vintage"]})
+            entry = seen.setdefault(
+                key,
+                {
+                    "company": ctx.data.companies[r["company"]].name,
+                    "period": str(r["quarter"]),
+                    "basis": r["basis"],
+                    "labels": set(),
+                    "url": r["source_url"],
+                    "refs": set(),
+                    "vintage": r["vintage"],
+                },
+            )
             entry["labels"].add(r["label"])
             entry["refs"].add(ref)
     order = {c: i for i, c in enumerate(ctx.settings.companies)}
     out = []
     for key in sorted(seen, key=lambda k: (order.get(k[0], len(order)), k[1], int(k[2][:-1]), k[3])):
         e = seen[key]
-        out.append({**e, "labels": ", ".join(sorted(e["labels"])), "refs": ", ".join(sorted(e["refs"])),
-                    # only web addresses become links: a javascript: or file: URL in a data file stays text
-                    "link": e["url"].lower().startswith(("https://", "http://"))})
+        out.append(
+            {
+                **e,
+                "labels": ", ".join(sorted(e["labels"])),
+                "refs": ", ".join(sorted(e["refs"])),
+                # only web addresses become links: a javascript: or file: URL in a data file stays text
+                "link": e["url"].lower().startswith(("https://", "http://")),
+            }
+        )
     return out

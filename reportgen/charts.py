@@ -43,12 +43,19 @@ def _short(label: str, n: int = 18) -> str:
 def _figure(w=6.6, h=2.9):
     import matplotlib
 
-    matplotlib.rcParams.update({
-        "svg.fonttype": "none",  # keep text as text: selectable and searchable in the PDF
-        "svg.hashsalt": "reportgen",  # stable element ids, so rebuilding gives identical bytes
-        "font.family": FONT, "font.size": 8.5, "axes.spines.top": False, "axes.spines.right": False,
-        "axes.edgecolor": PALETTE["muted"], "axes.titlesize": 9.5, "axes.titleweight": "bold",
-    })
+    matplotlib.rcParams.update(
+        {
+            "svg.fonttype": "none",  # keep text as text: selectable and searchable in the PDF
+            "svg.hashsalt": "reportgen",  # stable element ids, so rebuilding gives identical bytes
+            "font.family": FONT,
+            "font.size": 8.5,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.edgecolor": PALETTE["muted"],
+            "axes.titlesize": 9.5,
+            "axes.titleweight": "bold",
+        }
+    )
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(w, h))
@@ -59,7 +66,7 @@ def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "reportgen"})
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE so it can sit inside HTML
+    return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE so it can sit inside HTML
 
 
 def _pct(ax, axis="y"):
@@ -79,12 +86,26 @@ def bar_chart(bars: list[Bar], title: str, ylabel: str, median: float | None, me
     top = max([abs(v) for v in values] + [abs(median or 0), 0.01])
     for x, b in zip(xs, bars):
         text = "n/a" if b.value is None else f"{b.value * 100:.1f}%{b.mark}"
-        ax.text(x, (b.value or 0) + top * 0.03 * (1 if (b.value or 0) >= 0 else -3), text, ha="center",
-                va="bottom", fontsize=8, color=PALETTE["muted"] if b.value is None else "#212529")
+        ax.text(
+            x,
+            (b.value or 0) + top * 0.03 * (1 if (b.value or 0) >= 0 else -3),
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color=PALETTE["muted"] if b.value is None else "#212529",
+        )
     if median is not None:
         ax.axhline(median, color=PALETTE["median"], linestyle="--", linewidth=1)
-        ax.text(len(bars) - 0.5, median, f" {median_label} {median * 100:.1f}%", va="bottom", ha="right",
-                fontsize=7.5, color=PALETTE["median"])
+        ax.text(
+            len(bars) - 0.5,
+            median,
+            f" {median_label} {median * 100:.1f}%",
+            va="bottom",
+            ha="right",
+            fontsize=7.5,
+            color=PALETTE["median"],
+        )
     ax.set_xticks(list(xs), [_short(b.label) for b in bars])
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left")
@@ -102,7 +123,15 @@ def trend_chart(quarters: list[str], series: list[Series], title: str, ylabel: s
     for i, s in enumerate(series):
         ys = [math.nan if v is None else v for v in s.values]
         color = PALETTE["subject"] if s.subject else LINE_COLORS[i % len(LINE_COLORS)]
-        ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=2.4 if s.subject else 1.4, color=color, label=_short(s.label, 24))
+        ax.plot(
+            xs,
+            ys,
+            marker="o",
+            markersize=3.5,
+            linewidth=2.4 if s.subject else 1.4,
+            color=color,
+            label=_short(s.label, 24),
+        )
     ax.set_xticks(xs, quarters)
     ax.set_xlabel("Calendar quarter")
     ax.set_ylabel(ylabel)
@@ -119,8 +148,15 @@ def scatter_chart(points: list[Point], title: str, xlabel: str, ylabel: str) -> 
     biggest = max([p.size for p in points] + [1.0])
     for p in points:
         area = 30 + 570 * max(p.size, 0) / biggest
-        ax.scatter([p.x], [p.y], s=area, alpha=0.75, color=PALETTE["subject"] if p.subject else PALETTE["peer"],
-                   edgecolors="white", linewidths=0.8)
+        ax.scatter(
+            [p.x],
+            [p.y],
+            s=area,
+            alpha=0.75,
+            color=PALETTE["subject"] if p.subject else PALETTE["peer"],
+            edgecolors="white",
+            linewidths=0.8,
+        )
         ax.annotate(_short(p.label), (p.x, p.y), xytext=(6, 4), textcoords="offset points", fontsize=7.5)
     ax.axvline(0, color=PALETTE["muted"], linewidth=0.8)
     ax.margins(0.12, 0.15)

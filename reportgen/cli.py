@@ -73,8 +73,15 @@ def workspace_of(ctx) -> Path:
 
 
 @click.group(cls=ReportgenGroup, context_settings=CONTEXT_SETTINGS)
-@click.option("-C", "--workspace", type=click.Path(file_okay=False, path_type=Path), default=".",
-              show_default=True, envvar="REPORTGEN_WORKSPACE", help="Workspace folder (has reportgen.toml).")
+@click.option(
+    "-C",
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    envvar="REPORTGEN_WORKSPACE",
+    help="Workspace folder (has reportgen.toml).",
+)
 @click.option("--debug", is_flag=True, help="Show Python tracebacks instead of short messages.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.version_option(__version__, prog_name="reportgen")
@@ -120,8 +127,13 @@ def quarter_option(required=True):
 
 @cli.command()
 @quarter_option()
-@click.option("--basis", type=click.Choice(["quarter", "ytd"]), default="quarter", show_default=True,
-              help="Single quarter, or year to date (2025Q2 ytd = first half).")
+@click.option(
+    "--basis",
+    type=click.Choice(["quarter", "ytd"]),
+    default="quarter",
+    show_default=True,
+    help="Single quarter, or year to date (2025Q2 ytd = first half).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--peer-stats", is_flag=True, help="Print group medians, means and the subject's rank instead.")
 @click.pass_context
@@ -140,8 +152,11 @@ def metrics(ctx, quarter, basis, fmt, peer_stats):
     table = pipeline.metric_table(c, quarter, basis)
     if peer_stats:
         table = pipeline.group_stats(c, table)
-        click.echo(export.stats_text(table) if fmt == "table" else
-                   (table.to_csv(index=False) if fmt == "csv" else table.to_json(orient="records", indent=2)))
+        click.echo(
+            export.stats_text(table)
+            if fmt == "table"
+            else (table.to_csv(index=False) if fmt == "csv" else table.to_json(orient="records", indent=2))
+        )
         return
     if fmt == "json":
         click.echo(json.dumps(export.records(table), ensure_ascii=False, indent=2))
@@ -169,10 +184,20 @@ def validate(ctx):
 
 
 @cli.command()
-@click.option("--quarter", "quarters", type=QuarterRangeType(), required=True,
-              help="A quarter (2025Q2) or a range (2024Q3..2025Q2).")
-@click.option("--date", "edition_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Edition date (default: SOURCE_DATE_EPOCH's date, else today).")
+@click.option(
+    "--quarter",
+    "quarters",
+    type=QuarterRangeType(),
+    required=True,
+    help="A quarter (2025Q2) or a range (2024Q3..2025Q2).",
+)
+@click.option(
+    "--date",
+    "edition_date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Edition date (default: SOURCE_DATE_EPOCH's date, else today).",
+)
 @click.pass_context
 def build(ctx, quarters, edition_date):
     """Build output/<quarter>/: the HTML and PDF briefing, metrics CSV and XLSX, manifest.json.
@@ -184,8 +209,9 @@ def build(ctx, quarters, edition_date):
     """
     from . import pipeline
 
-    editions = pipeline.build(workspace_of(ctx), quarters, edition_date.date() if edition_date else None,
-                              progress=log.info)
+    editions = pipeline.build(
+        workspace_of(ctx), quarters, edition_date.date() if edition_date else None, progress=log.info
+    )
     for e in editions:
         click.echo(str(e.path / "briefing.pdf"))
 
@@ -212,7 +238,9 @@ def init(directory, force):
 @click.option("--systemd", "mode", flag_value="systemd", help="Print reportgen.service and reportgen.timer.")
 @click.option("--next", "mode", flag_value="next", default=True, help="Print the next run times (default).")
 @click.option("--foreground", "mode", flag_value="foreground", help="Sleep until each run time and run (containers).")
-@click.option("-n", "count", type=click.IntRange(1, 100), default=5, show_default=True, help="How many times --next shows.")
+@click.option(
+    "-n", "count", type=click.IntRange(1, 100), default=5, show_default=True, help="How many times --next shows."
+)
 @click.pass_context
 def schedule(ctx, mode, count):
     """Show or install the schedule from reportgen.toml ([schedule] cron, default monthly 0 8 1 * *).
@@ -236,19 +264,26 @@ def schedule(ctx, mode, count):
         click.echo(sched.crontab_line(spec, root, exe))
     elif mode == "systemd":
         service, timer = sched.systemd_units(spec, root, exe)
-        click.echo(f"# ~/.config/systemd/user/reportgen.service\n{service}\n# ~/.config/systemd/user/reportgen.timer\n"
-                   f"{timer}", nl=False)
+        click.echo(
+            f"# ~/.config/systemd/user/reportgen.service\n{service}\n# ~/.config/systemd/user/reportgen.timer\n{timer}",
+            nl=False,
+        )
     elif mode == "foreground":
-        sched.sleep_until_next(spec, datetime.now, __import__("time").sleep,
-                               lambda when: pipeline.run(root, progress=log.info))
+        sched.sleep_until_next(
+            spec, datetime.now, __import__("time").sleep, lambda when: pipeline.run(root, progress=log.info)
+        )
     else:
         for t in sched.next_runs(spec, datetime.now(), count):
             click.echo(t.isoformat(sep=" ", timespec="minutes"))
 
 
 @cli.command("run")
-@click.option("--now", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]), default=None,
-              help="Act as if it were this time (ISO, local time), e.g. 2025-10-01T08:00.")
+@click.option(
+    "--now",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]),
+    default=None,
+    help="Act as if it were this time (ISO, local time), e.g. 2025-10-01T08:00.",
+)
 @click.pass_context
 def run_cmd(ctx, now):
     """The job a schedule calls: build the due edition if its inputs changed, send it to lists that lack it.

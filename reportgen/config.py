@@ -40,8 +40,16 @@ class Settings:
     author: str = "Strategy & Investor Relations"
     confidentiality: str = "Internal: for the management team only."
     #: scorecard metrics in order
-    metrics: tuple[str, ...] = ("revenue", "revenue_yoy", "gross_margin", "selling_expense_ratio",
-                                "admin_expense_ratio", "rnd_ratio", "operating_margin", "net_margin")
+    metrics: tuple[str, ...] = (
+        "revenue",
+        "revenue_yoy",
+        "gross_margin",
+        "selling_expense_ratio",
+        "admin_expense_ratio",
+        "rnd_ratio",
+        "operating_margin",
+        "net_margin",
+    )
     #: the metric charted per peer group
     section_metric: str = "selling_expense_ratio"
     #: comparison within this many percentage points is "slightly"
@@ -73,9 +81,19 @@ class Settings:
         return tuple(seen)
 
 
-_REPORT_KEYS = {"subject": str, "title": str, "author": str, "confidentiality": str, "metrics": list,
-                "section_metric": str, "slightly_pp": (int, float), "trend_quarters": int,
-                "min_peers_reported": int, "publish_partial": bool, "owner": str}
+_REPORT_KEYS = {
+    "subject": str,
+    "title": str,
+    "author": str,
+    "confidentiality": str,
+    "metrics": list,
+    "section_metric": str,
+    "slightly_pp": (int, float),
+    "trend_quarters": int,
+    "min_peers_reported": int,
+    "publish_partial": bool,
+    "owner": str,
+}
 _TOP_KEYS = {"report", "groups", "mail", "schedule"}
 _SECRET_KEYS = {"password", "smtp_password", "pass", "secret"}
 
@@ -140,8 +158,9 @@ def load_settings(workspace: Path) -> Settings:
     """Read and check <workspace>/reportgen.toml; a missing file gives the defaults."""
     path = Path(workspace) / CONFIG_NAME
     if not path.exists():
-        raise ConfigError(f"no {CONFIG_NAME} here; run 'reportgen init DIR' to create a workspace, "
-                          "or pass -C DIR", path)
+        raise ConfigError(
+            f"no {CONFIG_NAME} here; run 'reportgen init DIR' to create a workspace, or pass -C DIR", path
+        )
     rel = CONFIG_NAME
     data, text = read_toml(path, rel)
 
@@ -155,8 +174,9 @@ def load_settings(workspace: Path) -> Settings:
     kw: dict = {}
     for k, v in report.items():
         if k in _SECRET_KEYS:
-            raise err("secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment",
-                      k, "report")
+            raise err(
+                "secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment", k, "report"
+            )
         if k not in _REPORT_KEYS:
             raise err(f"unknown key; known keys: {', '.join(sorted(_REPORT_KEYS))}", k, "report")
         typ = _REPORT_KEYS[k]
@@ -187,10 +207,11 @@ def load_settings(workspace: Path) -> Settings:
     kw["groups"] = tuple(groups)
 
     mail = data.get("mail", {})
-    for k, v in mail.items():
+    for k in mail:
         if k in _SECRET_KEYS:
-            raise err("secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment",
-                      k, "mail")
+            raise err(
+                "secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment", k, "mail"
+            )
         if k not in ("owner", "lists"):
             raise err("unknown key in [mail]; known keys: owner, lists", k, "mail")
     kw["owner"] = str(mail.get("owner", report.get("owner", "")))
@@ -199,25 +220,30 @@ def load_settings(workspace: Path) -> Settings:
         sec = f"mail.lists.{name}"
         for k in spec:
             if k in _SECRET_KEYS:
-                raise err("secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment",
-                          k, sec)
+                raise err(
+                    "secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment", k, sec
+                )
             if k not in ("to", "cc", "bcc", "subject", "attach"):
                 raise err("unknown key; known keys: to, cc, bcc, subject, attach", k, sec)
-        def addrs(k):
+
+        def addrs(k, spec=spec, sec=sec):
             v = spec.get(k, [])
             v = [v] if isinstance(v, str) else v
             if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
                 raise err("must be a list of addresses", k, sec)
             return tuple(v)
+
         attach = tuple(spec.get("attach", ["pdf"]))
         for a in attach:
             if a not in ("pdf", "html", "xlsx"):
                 raise err(f"unknown attachment '{a}'; choose from pdf, html, xlsx", "attach", sec)
         if "subject" in spec:
-            check_placeholders(str(spec["subject"]), {"title", "quarter", "edition_date"},
-                               lambda m: err(m, "subject", sec))
-        lists.append(MailList(name, addrs("to"), addrs("cc"), addrs("bcc"),
-                              str(spec.get("subject", "{title}")), attach))
+            check_placeholders(
+                str(spec["subject"]), {"title", "quarter", "edition_date"}, lambda m, sec=sec: err(m, "subject", sec)
+            )
+        lists.append(
+            MailList(name, addrs("to"), addrs("cc"), addrs("bcc"), str(spec.get("subject", "{title}")), attach)
+        )
     kw["mail_lists"] = tuple(lists)
 
     sched = data.get("schedule", {})

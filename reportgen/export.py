@@ -21,10 +21,21 @@ def records(table: pd.DataFrame) -> list[dict]:
     """JSON-ready records: value null when missing, flags and sources as lists."""
     out = []
     for r in table.to_dict("records"):
-        out.append({"company": r["company"], "name": r["name"], "name_zh": r["name_zh"], "group": r["group"],
-                    "quarter": r["quarter"], "basis": r["basis"], "metric": r["metric"],
-                    "value": _clean(r["value"]), "flags": list(r["flags"]), "reason": r["reason"],
-                    "sources": list(r["sources"])})
+        out.append(
+            {
+                "company": r["company"],
+                "name": r["name"],
+                "name_zh": r["name_zh"],
+                "group": r["group"],
+                "quarter": r["quarter"],
+                "basis": r["basis"],
+                "metric": r["metric"],
+                "value": _clean(r["value"]),
+                "flags": list(r["flags"]),
+                "reason": r["reason"],
+                "sources": list(r["sources"]),
+            }
+        )
     return out
 
 
@@ -51,7 +62,7 @@ def table_text(table: pd.DataFrame) -> str:
     """Companies down, metrics across, formatted, with footnote marks and a legend."""
     metrics = list(dict.fromkeys(table.metric))
     rows, used = [], set()
-    for cid, part in table.groupby("company", sort=False):
+    for _cid, part in table.groupby("company", sort=False):
         first = part.iloc[0]
         cells = [f"{first['name']}", first["group"] or ""]
         for m in metrics:
@@ -66,8 +77,10 @@ def table_text(table: pd.DataFrame) -> str:
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
     q, basis = table.quarter.iloc[0], table.basis.iloc[0]
     lines.append("")
-    lines.append(f"{q}, {'single quarter' if basis == 'quarter' else 'year to date'}; amounts in RMB million; "
-                 "n/a = not available (see --format json for the reason).")
+    lines.append(
+        f"{q}, {'single quarter' if basis == 'quarter' else 'year to date'}; amounts in RMB million; "
+        "n/a = not available (see --format json for the reason)."
+    )
     for f, m in FLAG_MARKS.items():
         if f in used:
             lines.append(f"  {m}: {FLAG_NOTES[f]}")
@@ -79,7 +92,9 @@ def stats_text(stats: pd.DataFrame) -> str:
     for r in stats.to_dict("records"):
         unit = BY_ID[r["metric"]].unit
         rank = f"{r['subject_rank']} of {r['ranked']}" if _clean(r["subject_rank"]) is not None else "-"
-        lines.append(f"{r['group']:<18}{r['metric']:<24}{fmt_value(_clean(r['median']), unit):>10}"
-                     f"{fmt_value(_clean(r['mean']), unit):>10}{r['n']:>4}"
-                     f"{fmt_value(_clean(r['subject_value']), unit):>10}  {rank}")
+        lines.append(
+            f"{r['group']:<18}{r['metric']:<24}{fmt_value(_clean(r['median']), unit):>10}"
+            f"{fmt_value(_clean(r['mean']), unit):>10}{r['n']:>4}"
+            f"{fmt_value(_clean(r['subject_value']), unit):>10}  {rank}"
+        )
     return "\n".join(lines)

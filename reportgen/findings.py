@@ -22,10 +22,13 @@ DEFAULT_TEMPLATES = {
     "group_clause": "{words} ({group})",
     "largest_move": "The largest year-on-year move in {metric} was {company}'s {change}, to {value}.",
     "left_out": "{companies} had not reported {quarter} figures when this edition was built and are left out of "
-                "the comparisons.",
+    "the comparisons.",
     "not_available": "{metric} is not available for {companies} in {quarter} (see Methodology).",
-    "in_line": "in line with", "slightly_above": "slightly above", "slightly_below": "slightly below",
-    "above": "above", "below": "below",
+    "in_line": "in line with",
+    "slightly_above": "slightly above",
+    "slightly_below": "slightly below",
+    "above": "above",
+    "below": "below",
 }
 POSITION_METRICS = ("selling_expense_ratio", "gross_margin", "revenue_yoy", "rnd_ratio")
 MOVE_METRICS = ("revenue_yoy", "gross_margin_yoy_pp")
@@ -64,8 +67,16 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def build_findings(records: list[dict], subject: str, groups, quarter: str, metrics: dict, slightly_pp: float = 1.0,
-                   templates: dict | None = None, not_reported: list[str] = ()) -> Findings:
+def build_findings(
+    records: list[dict],
+    subject: str,
+    groups,
+    quarter: str,
+    metrics: dict,
+    slightly_pp: float = 1.0,
+    templates: dict | None = None,
+    not_reported: list[str] = (),
+) -> Findings:
     """Sentences for the key-findings section.
 
     records: metric-table rows (company, name, metric, value, flags); groups: objects with id, label, members;
@@ -88,10 +99,12 @@ def build_findings(records: list[dict], subject: str, groups, quarter: str, metr
     rev, _ = val(subject, "revenue")
     growth, _ = val(subject, "revenue_yoy")
     if rev is not None:
-        g = f"{'up' if (growth or 0) >= 0 else 'down'} {abs(growth) * 100:.1f}%" if growth is not None else \
-            "with no year-earlier figure to compare"
-        out.sentences.append(t["headline"].format(subject=subj_name, revenue=f"{rev:,.0f}", quarter=quarter,
-                                                  growth=g))
+        g = (
+            f"{'up' if (growth or 0) >= 0 else 'down'} {abs(growth) * 100:.1f}%"
+            if growth is not None
+            else "with no year-earlier figure to compare"
+        )
+        out.sentences.append(t["headline"].format(subject=subj_name, revenue=f"{rev:,.0f}", quarter=quarter, growth=g))
 
     for m in POSITION_METRICS:
         sv, sflags = val(subject, m)
@@ -112,11 +125,16 @@ def build_findings(records: list[dict], subject: str, groups, quarter: str, metr
                 words = ", ".join(f"{w} {_join(items)}" for w, items in by_word.items())
                 clauses.append(t["group_clause"].format(words=words, group=g.label))
         if clauses:
-            out.sentences.append(t["position"].format(subject=subj_name, metric=_phrase(metrics[m].label),
-                                                      value=shown(subject, m), comparisons="; ".join(clauses)))
+            out.sentences.append(
+                t["position"].format(
+                    subject=subj_name,
+                    metric=_phrase(metrics[m].label),
+                    value=shown(subject, m),
+                    comparisons="; ".join(clauses),
+                )
+            )
         if gaps:
-            out.notes.append(t["not_available"].format(metric=metrics[m].label, companies=_join(gaps),
-                                                       quarter=quarter))
+            out.notes.append(t["not_available"].format(metric=metrics[m].label, companies=_join(gaps), quarter=quarter))
 
     everyone = [subject] + [c for g in groups for c in g.members]
     for m in MOVE_METRICS:
@@ -126,8 +144,11 @@ def build_findings(records: list[dict], subject: str, groups, quarter: str, metr
         _, c = max(moves)
         level = "revenue" if m == "revenue_yoy" else "gross_margin"
         level_value = shown(c, level) if m != "revenue_yoy" else f"RMB {fmt_value(val(c, level)[0], 'rmb_mn')} million"
-        out.sentences.append(t["largest_move"].format(metric=_phrase(metrics[level].label), company=names[c],
-                                                      change=shown(c, m), value=level_value))
+        out.sentences.append(
+            t["largest_move"].format(
+                metric=_phrase(metrics[level].label), company=names[c], change=shown(c, m), value=level_value
+            )
+        )
     if not_reported:
         out.notes.insert(0, t["left_out"].format(companies=_join(list(not_reported)), quarter=quarter))
     return out

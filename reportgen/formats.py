@@ -6,8 +6,15 @@ import math
 
 # Footnote marks for flags, shown next to a figure and explained in every table's legend.
 FLAG_MARKS = {
-    "sga_proxy": "a", "derived_ytd": "d", "stated_ratio": "s", "source_quarter": "c", "summed_quarters": "t",
-    "policy_change": "p", "restated": "r", "total_net_profit": "n", "fx_converted": "x",
+    "sga_proxy": "a",
+    "derived_ytd": "d",
+    "stated_ratio": "s",
+    "source_quarter": "c",
+    "summed_quarters": "t",
+    "policy_change": "p",
+    "restated": "r",
+    "total_net_profit": "n",
+    "fx_converted": "x",
 }
 NOT_AVAILABLE = "n/a"
 

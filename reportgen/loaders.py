@@ -21,21 +21,48 @@ from .periods import Quarter
 
 FINANCIAL_COLUMNS = ("period", "basis", "label", "value", "unit", "currency", "source_url")
 OPTIONAL_COLUMNS = ("vintage", "report", "confidence", "source_excerpt", "ref", "note")
-UNITS = {"yuan": 1.0, "thousand": 1e3, "ten_thousand": 1e4, "million": 1e6, "hundred_million": 1e8,
-         "billion": 1e9, "percent": None}
+UNITS = {
+    "yuan": 1.0,
+    "thousand": 1e3,
+    "ten_thousand": 1e4,
+    "million": 1e6,
+    "hundred_million": 1e8,
+    "billion": 1e9,
+    "percent": None,
+}
 BASES = {"3M": 1, "6M": 2, "9M": 3, "12M": 4}
 VINTAGES = ("published", "restated")
-ITEMS = ("revenue", "total_revenue", "cost_of_revenue", "gross_profit", "selling_expenses", "sga",
-         "admin_expenses", "rnd_expenses", "operating_profit", "net_profit", "net_profit_attributable",
-         "adjusted_net_profit")
+ITEMS = (
+    "revenue",
+    "total_revenue",
+    "cost_of_revenue",
+    "gross_profit",
+    "selling_expenses",
+    "sga",
+    "admin_expenses",
+    "rnd_expenses",
+    "operating_profit",
+    "net_profit",
+    "net_profit_attributable",
+    "adjusted_net_profit",
+)
 STATED_RATIOS = ("selling_expense_ratio", "admin_expense_ratio", "rnd_ratio")
 ITEM_LABELS = {
-    "revenue": "revenue", "total_revenue": "total operating revenue (营业总收入)", "cost_of_revenue": "cost of revenue",
-    "gross_profit": "gross profit", "selling_expenses": "selling expenses", "sga": "SG&A",
-    "admin_expenses": "administrative expenses", "rnd_expenses": "R&D expenses", "operating_profit": "operating profit",
-    "net_profit": "net profit", "net_profit_attributable": "attributable net profit",
-    "adjusted_net_profit": "adjusted net profit", "selling_expense_ratio": "stated selling-expense ratio",
-    "admin_expense_ratio": "stated admin-expense ratio", "rnd_ratio": "stated R&D ratio",
+    "revenue": "revenue",
+    "total_revenue": "total operating revenue (营业总收入)",
+    "cost_of_revenue": "cost of revenue",
+    "gross_profit": "gross profit",
+    "selling_expenses": "selling expenses",
+    "sga": "SG&A",
+    "admin_expenses": "administrative expenses",
+    "rnd_expenses": "R&D expenses",
+    "operating_profit": "operating profit",
+    "net_profit": "net profit",
+    "net_profit_attributable": "attributable net profit",
+    "adjusted_net_profit": "adjusted net profit",
+    "selling_expense_ratio": "stated selling-expense ratio",
+    "admin_expense_ratio": "stated admin-expense ratio",
+    "rnd_ratio": "stated R&D ratio",
 }
 EXPENSE_ITEMS = ("cost_of_revenue", "selling_expenses", "sga", "admin_expenses", "rnd_expenses")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -138,29 +165,68 @@ def load_registry(root: Path) -> dict[str, Company]:
         known = set(required) | {"fiscal_year_end", "sector", "policy_changes"}
         for k in c:
             if k not in known:
-                raise DataError(f"unknown key in company '{cid}'; known keys: {', '.join(sorted(known))}",
-                                rel, line_of(text, k, cid), k)
+                raise DataError(
+                    f"unknown key in company '{cid}'; known keys: {', '.join(sorted(known))}",
+                    rel,
+                    line_of(text, k, cid),
+                    k,
+                )
         if c["reporting"] not in ("ytd", "quarterly"):
-            raise DataError(f"reporting must be 'ytd' or 'quarterly', not '{c['reporting']}'", rel,
-                            line_of(text, "reporting", cid), "reporting")
+            raise DataError(
+                f"reporting must be 'ytd' or 'quarterly', not '{c['reporting']}'",
+                rel,
+                line_of(text, "reporting", cid),
+                "reporting",
+            )
         fye = c.get("fiscal_year_end", 12)
         if not isinstance(fye, int) or not 1 <= fye <= 12:
-            raise DataError("fiscal_year_end must be a month number 1-12", rel,
-                            line_of(text, "fiscal_year_end", cid), "fiscal_year_end")
+            raise DataError(
+                "fiscal_year_end must be a month number 1-12",
+                rel,
+                line_of(text, "fiscal_year_end", cid),
+                "fiscal_year_end",
+            )
         if not re.fullmatch(r"[A-Z]{3}", c["currency"]):
-            raise DataError(f"currency must be an ISO code like RMB, HKD or USD, not '{c['currency']}'", rel,
-                            line_of(text, "currency", cid), "currency")
+            raise DataError(
+                f"currency must be an ISO code like RMB, HKD or USD, not '{c['currency']}'",
+                rel,
+                line_of(text, "currency", cid),
+                "currency",
+            )
         changes = []
         for pc in c.get("policy_changes", []):
             try:
                 eff = Quarter.parse(pc.get("effective", ""))
             except Exception:
-                raise DataError(f"policy change '{pc.get('id')}' needs effective = \"YYYYQn\"", rel,
-                                line_of(text, "effective", cid), "effective") from None
-            changes.append(PolicyChange(str(pc.get("id", "")), str(pc.get("title", pc.get("id", ""))), eff,
-                                        tuple(pc.get("items", ())), str(pc.get("source", ""))))
-        out[cid] = Company(cid, c["name"], c["name_zh"], c["ticker"], c["exchange"], c["standard"],
-                           c["currency"], fye, c["reporting"], str(c.get("sector", "")), tuple(changes), line)
+                raise DataError(
+                    f"policy change '{pc.get('id')}' needs effective = \"YYYYQn\"",
+                    rel,
+                    line_of(text, "effective", cid),
+                    "effective",
+                ) from None
+            changes.append(
+                PolicyChange(
+                    str(pc.get("id", "")),
+                    str(pc.get("title", pc.get("id", ""))),
+                    eff,
+                    tuple(pc.get("items", ())),
+                    str(pc.get("source", "")),
+                )
+            )
+        out[cid] = Company(
+            cid,
+            c["name"],
+            c["name_zh"],
+            c["ticker"],
+            c["exchange"],
+            c["standard"],
+            c["currency"],
+            fye,
+            c["reporting"],
+            str(c.get("sector", "")),
+            tuple(changes),
+            line,
+        )
     return out
 
 
@@ -173,8 +239,9 @@ def load_labels(root: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     valid = set(ITEMS) | set(STATED_RATIOS)
     for k in data:
         if k not in ("labels", "overrides"):
-            raise DataError("unknown table; the label map has [labels] and [overrides.<company>]", rel,
-                            line_of(text, k), k)
+            raise DataError(
+                "unknown table; the label map has [labels] and [overrides.<company>]", rel, line_of(text, k), k
+            )
     labels = data.get("labels", {})
     if not labels:
         raise DataError("the label map has no [labels] table", rel)
@@ -182,10 +249,16 @@ def load_labels(root: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     for scope in [labels, *overrides.values()]:
         for label, item in scope.items():
             if item not in valid:
-                raise DataError(f"'{item}' is not a canonical item; use one of {', '.join(sorted(valid))}",
-                                rel, line_of(text, label), label)
-    return ({k.strip(): v for k, v in labels.items()},
-            {c: {k.strip(): v for k, v in m.items()} for c, m in overrides.items()})
+                raise DataError(
+                    f"'{item}' is not a canonical item; use one of {', '.join(sorted(valid))}",
+                    rel,
+                    line_of(text, label),
+                    label,
+                )
+    return (
+        {k.strip(): v for k, v in labels.items()},
+        {c: {k.strip(): v for k, v in m.items()} for c, m in overrides.items()},
+    )
 
 
 def _read_table(path: Path, rel: str, skip=None) -> tuple[list[str], list[tuple[int, dict]]]:
@@ -208,8 +281,15 @@ def _read_table(path: Path, rel: str, skip=None) -> tuple[list[str], list[tuple[
         for n, values in enumerate(it, start=2):
             if values is None or all(v is None or str(v).strip() == "" for v in values):
                 continue
-            rows.append((n, {h: ("" if v is None else (repr(v) if isinstance(v, float) else str(v)))
-                             for h, v in zip(header, values)}))
+            rows.append(
+                (
+                    n,
+                    {
+                        h: ("" if v is None else (repr(v) if isinstance(v, float) else str(v)))
+                        for h, v in zip(header, values)
+                    },
+                )
+            )
         return header, rows
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -221,8 +301,7 @@ def _read_table(path: Path, rel: str, skip=None) -> tuple[list[str], list[tuple[
     try:
         header = next(reader, None)
         if not header or all(not h.strip() for h in header):
-            raise DataError(f"empty file; the first line must name the columns {', '.join(FINANCIAL_COLUMNS)}",
-                            rel, 1)
+            raise DataError(f"empty file; the first line must name the columns {', '.join(FINANCIAL_COLUMNS)}", rel, 1)
         header = [h.strip() for h in header]
         rows = []
         width = len(header)
@@ -230,8 +309,11 @@ def _read_table(path: Path, rel: str, skip=None) -> tuple[list[str], list[tuple[
             if not values or (len(values) == 1 and not values[0].strip()):
                 continue
             if len(values) > width:
-                raise DataError(f"{len(values)} fields but the header names {width}; "
-                                "is a comma inside an unquoted value?", rel, reader.line_num)
+                raise DataError(
+                    f"{len(values)} fields but the header names {width}; is a comma inside an unquoted value?",
+                    rel,
+                    reader.line_num,
+                )
             if skip is not None and skip(values):
                 continue
             if not any(v.strip() for v in values):
@@ -267,8 +349,9 @@ def load_fx(root: Path) -> dict[tuple[str, str, str], tuple[float, str, int]]:
             raise DataError("every rate needs its source", rel, line, "source_url")
         key = (r["currency"].upper(), str(q), r["basis"])
         if key in out:
-            raise DataError(f"a second rate for {key[0]} {key[1]} {key[2]} (first on line {out[key][2]})",
-                            rel, line, "period")
+            raise DataError(
+                f"a second rate for {key[0]} {key[1]} {key[2]} (first on line {out[key][2]})", rel, line, "period"
+            )
         out[key] = (rate, rel, line)
     return out
 
@@ -278,8 +361,16 @@ def financial_files(root: Path, company: str) -> list[Path]:
     return [p for p in (base / f"{company}.csv", base / f"{company}.xlsx") if p.exists()]
 
 
-def load_financials(root: Path, company: Company, labels, overrides, fx, problems: list | None = None,
-                    periods: set[str] | None = None, reported: set | None = None) -> list[dict]:
+def load_financials(
+    root: Path,
+    company: Company,
+    labels,
+    overrides,
+    fx,
+    problems: list | None = None,
+    periods: set[str] | None = None,
+    reported: set | None = None,
+) -> list[dict]:
     """The company's as-reported rows, checked field by field.
 
     Raises DataError at the first bad field, or, when a `problems` list is given, appends each bad row's
@@ -291,8 +382,9 @@ def load_financials(root: Path, company: Company, labels, overrides, fx, problem
     if not files:
         return []
     if len(files) > 1:
-        raise DataError(f"both {files[0].name} and {files[1].name} exist for '{company.id}'; keep one",
-                        _rel(files[1], root))
+        raise DataError(
+            f"both {files[0].name} and {files[1].name} exist for '{company.id}'; keep one", _rel(files[1], root)
+        )
     path = files[0]
     rel = _rel(path, root)
     label_map = {**labels, **overrides.get(company.id, {})}
@@ -321,13 +413,15 @@ def load_financials(root: Path, company: Company, labels, overrides, fx, problem
     header, rows = _read_table(path, rel, skip)
     for col in FINANCIAL_COLUMNS:
         if col not in header:
-            raise DataError(f"missing column '{col}' (the header must name {', '.join(FINANCIAL_COLUMNS)})",
-                            rel, 1, col)
+            raise DataError(
+                f"missing column '{col}' (the header must name {', '.join(FINANCIAL_COLUMNS)})", rel, 1, col
+            )
     known = set(FINANCIAL_COLUMNS) | set(OPTIONAL_COLUMNS)
     for col in header:
         if col not in known:
-            raise DataError(f"unknown column '{col}'; known columns: {', '.join(FINANCIAL_COLUMNS + OPTIONAL_COLUMNS)}",
-                            rel, 1, col)
+            raise DataError(
+                f"unknown column '{col}'; known columns: {', '.join(FINANCIAL_COLUMNS + OPTIONAL_COLUMNS)}", rel, 1, col
+            )
     out = []
     seen: dict[tuple, int] = {}
     for line, r in rows:
@@ -361,8 +455,12 @@ def _check_row(r: dict, line: int, rel: str, company: Company, label_map, fx, se
     try:
         q = _quarter(r["period"])
     except Exception:
-        raise DataError(f"'{r['period']}' is not a quarter; write the calendar quarter the period ends in, "
-                        "like 2025Q2", rel, line, "period") from None
+        raise DataError(
+            f"'{r['period']}' is not a quarter; write the calendar quarter the period ends in, like 2025Q2",
+            rel,
+            line,
+            "period",
+        ) from None
     basis = r["basis"].upper()
     if basis not in BASES:
         raise DataError(f"'{r['basis']}' is not a basis; use 3M, 6M, 9M or 12M", rel, line, "basis")
@@ -371,8 +469,9 @@ def _check_row(r: dict, line: int, rel: str, company: Company, label_map, fx, se
         raise DataError("empty label", rel, line, "label")
     item = label_map.get(label)
     if item is None:
-        raise DataError(f"unknown label '{label}'; add it to data/labels.toml with its canonical item",
-                        rel, line, "label")
+        raise DataError(
+            f"unknown label '{label}'; add it to data/labels.toml with its canonical item", rel, line, "label"
+        )
     value = parse_number(r["value"])
     if value is None:
         raise DataError(f"'{r['value']}' is not a number", rel, line, "value")
@@ -382,15 +481,21 @@ def _check_row(r: dict, line: int, rel: str, company: Company, label_map, fx, se
     if unit not in UNITS:
         raise DataError(f"unknown unit '{r['unit']}'; use one of {', '.join(UNITS)}", rel, line, "unit")
     if (unit == "percent") != (item in STATED_RATIOS):
-        raise DataError("percent is the unit of stated ratios only, and a ratio label needs unit percent",
-                        rel, line, "unit")
+        raise DataError(
+            "percent is the unit of stated ratios only, and a ratio label needs unit percent", rel, line, "unit"
+        )
     currency = r["currency"].strip().upper()
     if not _CURRENCY.fullmatch(currency):
-        raise DataError(f"unknown currency '{r['currency']}'; use an ISO code like RMB, HKD or USD",
-                        rel, line, "currency")
+        raise DataError(
+            f"unknown currency '{r['currency']}'; use an ISO code like RMB, HKD or USD", rel, line, "currency"
+        )
     if currency not in ("RMB", "CNY") and item not in STATED_RATIOS and (currency, str(q), basis) not in fx:
-        raise DataError(f"no {currency} rate for {q} {basis} in data/fx.csv; add the period-average "
-                        "RMB rate with its source", rel, line, "currency")
+        raise DataError(
+            f"no {currency} rate for {q} {basis} in data/fx.csv; add the period-average RMB rate with its source",
+            rel,
+            line,
+            "currency",
+        )
     vintage = (r.get("vintage") or "published").strip().lower()
     if vintage not in VINTAGES:
         raise DataError(f"vintage must be 'published' or 'restated', not '{vintage}'", rel, line, "vintage")
@@ -398,18 +503,36 @@ def _check_row(r: dict, line: int, rel: str, company: Company, label_map, fx, se
         raise DataError("every figure needs its source_url", rel, line, "source_url")
     fq = q.fiscal_quarter(company.fiscal_year_end) if company.fiscal_year_end in (3, 6, 9, 12) else None
     if fq is not None and BASES[basis] > fq:
-        raise DataError(f"a {basis} period cannot end in {q}: that is quarter {fq} of {company.id}'s fiscal "
-                        "year", rel, line, "basis")
+        raise DataError(
+            f"a {basis} period cannot end in {q}: that is quarter {fq} of {company.id}'s fiscal year",
+            rel,
+            line,
+            "basis",
+        )
     key = (q, basis, item, vintage)
     if key in seen:
-        raise DataError(f"two rows for {item} {q} {basis} ({vintage}); the other is line {seen[key]}",
-                        rel, line, "period")
+        raise DataError(
+            f"two rows for {item} {q} {basis} ({vintage}); the other is line {seen[key]}", rel, line, "period"
+        )
     seen[key] = line
-    return ({"company": company.id, "quarter": q, "basis": basis, "months": BASES[basis] * 3,
-                "label": label, "item": item, "value": value, "unit": unit, "currency": currency,
-                "vintage": vintage, "report": r.get("report", ""), "confidence": r.get("confidence", ""),
-                "source_url": r["source_url"].strip(), "source_excerpt": r.get("source_excerpt", ""),
-                "file": rel, "line": line})
+    return {
+        "company": company.id,
+        "quarter": q,
+        "basis": basis,
+        "months": BASES[basis] * 3,
+        "label": label,
+        "item": item,
+        "value": value,
+        "unit": unit,
+        "currency": currency,
+        "vintage": vintage,
+        "report": r.get("report", ""),
+        "confidence": r.get("confidence", ""),
+        "source_url": r["source_url"].strip(),
+        "source_excerpt": r.get("source_excerpt", ""),
+        "file": rel,
+        "line": line,
+    }
 
 
 def _check_cumulative(rows: list[dict], company: Company) -> None:
@@ -423,14 +546,19 @@ def _check_cumulative(rows: list[dict], company: Company) -> None:
         fq = r["quarter"].fiscal_quarter(company.fiscal_year_end)
         if BASES[r["basis"]] != fq:
             continue
-        fy = (r["quarter"].index - (fq - 1))  # index of the fiscal year's first quarter
+        fy = r["quarter"].index - (fq - 1)  # index of the fiscal year's first quarter
         cum[(fy, fq, r["vintage"])] = r
     for (fy, fq, vintage), r in cum.items():
         prev = cum.get((fy, fq - 1, vintage))
         if prev and abs(r["value"]) * UNITS[r["unit"]] < abs(prev["value"]) * UNITS[prev["unit"]] * (1 - 1e-9):
-            raise DataError(f"cumulative revenue {r['basis']} to {r['quarter']} is smaller than the "
-                            f"{prev['basis']} figure to {prev['quarter']} (line {prev['line']}); is one of them "
-                            "a single-quarter figure or in another unit?", r["file"], r["line"], "value")
+            raise DataError(
+                f"cumulative revenue {r['basis']} to {r['quarter']} is smaller than the "
+                f"{prev['basis']} figure to {prev['quarter']} (line {prev['line']}); is one of them "
+                "a single-quarter figure or in another unit?",
+                r["file"],
+                r["line"],
+                "value",
+            )
 
 
 def load_workspace(root: Path, company_ids=None) -> Workspace:

@@ -60,40 +60,97 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("revenue", "Revenue", "rmb_mn", None, "Revenue (CAS 营业收入), RMB million.",
-           (Variant(("revenue",), identity),)),
-    Metric("revenue_yoy", "Revenue growth YoY", "growth", False,
-           "Revenue / revenue of the same quarter a year earlier - 1.", kind="yoy", base="revenue"),
-    Metric("revenue_qoq", "Revenue growth QoQ", "growth", False,
-           "Revenue / revenue of the previous quarter - 1 (single-quarter basis only).", kind="qoq", base="revenue"),
-    Metric("gross_margin", "Gross margin", "ratio", False,
-           "Gross profit / revenue; where no gross profit line is reported, (revenue - cost of revenue) / revenue.",
-           (Variant(("gross_profit", "revenue"), gross_margin_from_profit),
-            Variant(("cost_of_revenue", "revenue"), gross_margin_from_cost))),
-    Metric("gross_margin_yoy_pp", "Gross margin change YoY", "pp", False,
-           "Gross margin minus gross margin of the same quarter a year earlier, in percentage points.",
-           kind="yoy_pp", base="gross_margin"),
-    Metric("selling_expense_ratio", "Selling-expense ratio", "ratio", True,
-           "Selling expenses / revenue. US-GAAP issuers report only combined SG&A: their ratio is SG&A / revenue "
-           "(flag sga_proxy). A ratio a source states without the amounts is shown as stated (flag stated_ratio).",
-           (Variant(("selling_expenses", "revenue"), expense_ratio),
+    Metric(
+        "revenue", "Revenue", "rmb_mn", None, "Revenue (CAS 营业收入), RMB million.", (Variant(("revenue",), identity),)
+    ),
+    Metric(
+        "revenue_yoy",
+        "Revenue growth YoY",
+        "growth",
+        False,
+        "Revenue / revenue of the same quarter a year earlier - 1.",
+        kind="yoy",
+        base="revenue",
+    ),
+    Metric(
+        "revenue_qoq",
+        "Revenue growth QoQ",
+        "growth",
+        False,
+        "Revenue / revenue of the previous quarter - 1 (single-quarter basis only).",
+        kind="qoq",
+        base="revenue",
+    ),
+    Metric(
+        "gross_margin",
+        "Gross margin",
+        "ratio",
+        False,
+        "Gross profit / revenue; where no gross profit line is reported, (revenue - cost of revenue) / revenue.",
+        (
+            Variant(("gross_profit", "revenue"), gross_margin_from_profit),
+            Variant(("cost_of_revenue", "revenue"), gross_margin_from_cost),
+        ),
+    ),
+    Metric(
+        "gross_margin_yoy_pp",
+        "Gross margin change YoY",
+        "pp",
+        False,
+        "Gross margin minus gross margin of the same quarter a year earlier, in percentage points.",
+        kind="yoy_pp",
+        base="gross_margin",
+    ),
+    Metric(
+        "selling_expense_ratio",
+        "Selling-expense ratio",
+        "ratio",
+        True,
+        "Selling expenses / revenue. US-GAAP issuers report only combined SG&A: their ratio is SG&A / revenue "
+        "(flag sga_proxy). A ratio a source states without the amounts is shown as stated (flag stated_ratio).",
+        (
+            Variant(("selling_expenses", "revenue"), expense_ratio),
             Variant(("sga", "revenue"), expense_ratio, "sga_proxy"),
-            Variant(("selling_expense_ratio",), identity))),
-    Metric("admin_expense_ratio", "Admin-expense ratio", "ratio", True, "Administrative expenses / revenue.",
-           (Variant(("admin_expenses", "revenue"), expense_ratio),
-            Variant(("admin_expense_ratio",), identity))),
-    Metric("rnd_ratio", "R&D intensity", "ratio", None, "Research and development expenses / revenue.",
-           (Variant(("rnd_expenses", "revenue"), expense_ratio),
-            Variant(("rnd_ratio",), identity))),
-    Metric("operating_margin", "Operating margin", "ratio", False,
-           "Operating profit / revenue, each company's own operating profit line (Xiaomi's IFRS operating profit "
-           "includes fair-value gains).",
-           (Variant(("operating_profit", "revenue"), margin),)),
-    Metric("net_margin", "Net margin", "ratio", False,
-           "Net profit attributable to shareholders / revenue; where that is not reported, net profit / revenue "
-           "(flag total_net_profit).",
-           (Variant(("net_profit_attributable", "revenue"), margin),
-            Variant(("net_profit", "revenue"), margin, "total_net_profit"))),
+            Variant(("selling_expense_ratio",), identity),
+        ),
+    ),
+    Metric(
+        "admin_expense_ratio",
+        "Admin-expense ratio",
+        "ratio",
+        True,
+        "Administrative expenses / revenue.",
+        (Variant(("admin_expenses", "revenue"), expense_ratio), Variant(("admin_expense_ratio",), identity)),
+    ),
+    Metric(
+        "rnd_ratio",
+        "R&D intensity",
+        "ratio",
+        None,
+        "Research and development expenses / revenue.",
+        (Variant(("rnd_expenses", "revenue"), expense_ratio), Variant(("rnd_ratio",), identity)),
+    ),
+    Metric(
+        "operating_margin",
+        "Operating margin",
+        "ratio",
+        False,
+        "Operating profit / revenue, each company's own operating profit line (Xiaomi's IFRS operating profit "
+        "includes fair-value gains).",
+        (Variant(("operating_profit", "revenue"), margin),),
+    ),
+    Metric(
+        "net_margin",
+        "Net margin",
+        "ratio",
+        False,
+        "Net profit attributable to shareholders / revenue; where that is not reported, net profit / revenue "
+        "(flag total_net_profit).",
+        (
+            Variant(("net_profit_attributable", "revenue"), margin),
+            Variant(("net_profit", "revenue"), margin, "total_net_profit"),
+        ),
+    ),
 )
 BY_ID = {m.id: m for m in METRICS}
 FLAG_NOTES = {
@@ -127,8 +184,12 @@ def _inputs(norm: Normalizer, company, q, basis, items) -> list[Figure]:
     if len({f.vintage for f in present}) > 1:
         figs = [norm.get(company, q, basis, item, "published") for item in items]
         if any(f.missing for f in figs):
-            return [missing(f"{' and '.join(ITEM_LABELS[i] for i in items)} for {q} exist only in different "
-                            "vintages (as first published vs restated); not combined")]
+            return [
+                missing(
+                    f"{' and '.join(ITEM_LABELS[i] for i in items)} for {q} exist only in different "
+                    "vintages (as first published vs restated); not combined"
+                )
+            ]
     return figs
 
 
@@ -160,8 +221,9 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
         return _level(norm, company, q, basis, metric)
     base = BY_ID[metric.base]
     if metric.kind == "qoq" and basis == YTD:
-        return Result(None, frozenset({"missing"}), "quarter-on-quarter growth is defined on the single-quarter "
-                      "basis only", ())
+        return Result(
+            None, frozenset({"missing"}), "quarter-on-quarter growth is defined on the single-quarter basis only", ()
+        )
     prior_q = q.shift(-1 if metric.kind == "qoq" else -4)
     now, prior = _level(norm, company, q, basis, base), _level(norm, company, prior_q, basis, base)
     if now.value is None:
@@ -180,23 +242,48 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
     return Result(value, flags, "", now.sources + prior.sources)
 
 
-def compute_metrics(norm: Normalizer, companies: list[tuple[str, str, str, str]], q: Quarter,
-                    basis: str = QUARTER, metric_ids=None) -> pd.DataFrame:
+def compute_metrics(
+    norm: Normalizer, companies: list[tuple[str, str, str, str]], q: Quarter, basis: str = QUARTER, metric_ids=None
+) -> pd.DataFrame:
     """The metric table: one row per (company, metric). companies: (id, name, name_zh, group)."""
     records = []
     metrics = [BY_ID[m] for m in metric_ids] if metric_ids else METRICS
     for cid, name, name_zh, group in companies:
         for m in metrics:
             r = compute_one(norm, cid, q, basis, m)
-            records.append({
-                "company": cid, "name": name, "name_zh": name_zh, "group": group, "quarter": str(q),
-                "basis": basis, "metric": m.id, "value": r.value, "flags": sorted(r.flags), "reason": r.reason,
-                "sources": sorted({s.ref() for s in r.sources}),
-                "urls": sorted({s.url for s in r.sources}),
-            })
-    return pd.DataFrame.from_records(records, columns=[
-        "company", "name", "name_zh", "group", "quarter", "basis", "metric", "value", "flags", "reason",
-        "sources", "urls"])
+            records.append(
+                {
+                    "company": cid,
+                    "name": name,
+                    "name_zh": name_zh,
+                    "group": group,
+                    "quarter": str(q),
+                    "basis": basis,
+                    "metric": m.id,
+                    "value": r.value,
+                    "flags": sorted(r.flags),
+                    "reason": r.reason,
+                    "sources": sorted({s.ref() for s in r.sources}),
+                    "urls": sorted({s.url for s in r.sources}),
+                }
+            )
+    return pd.DataFrame.from_records(
+        records,
+        columns=[
+            "company",
+            "name",
+            "name_zh",
+            "group",
+            "quarter",
+            "basis",
+            "metric",
+            "value",
+            "flags",
+            "reason",
+            "sources",
+            "urls",
+        ],
+    )
 
 
 def peer_stats(table: pd.DataFrame, subject: str, groups) -> pd.DataFrame:
@@ -215,8 +302,16 @@ def peer_stats(table: pd.DataFrame, subject: str, groups) -> pd.DataFrame:
                 rank = int(better.sum()) + 1
             elif sv is not None:
                 rank = int((vals > sv).sum()) + 1
-            rows.append({"group": g.id, "metric": m.id, "median": float(vals.median()) if len(vals) else None,
-                         "mean": float(vals.mean()) if len(vals) else None, "n": int(len(vals)),
-                         "subject_value": sv, "subject_rank": rank if sv is not None else None,
-                         "ranked": int(len(vals)) + (1 if sv is not None else 0)})
+            rows.append(
+                {
+                    "group": g.id,
+                    "metric": m.id,
+                    "median": float(vals.median()) if len(vals) else None,
+                    "mean": float(vals.mean()) if len(vals) else None,
+                    "n": int(len(vals)),
+                    "subject_value": sv,
+                    "subject_rank": rank if sv is not None else None,
+                    "ranked": int(len(vals)) + (1 if sv is not None else 0),
+                }
+            )
     return pd.DataFrame.from_records(rows)

@@ -14,7 +14,7 @@ Rules (see DESIGN.md, "Why normalization is the heart of it"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import PeriodError
 from .loaders import EXPENSE_ITEMS, ITEM_LABELS, STATED_RATIOS, UNITS, Company
@@ -72,7 +72,10 @@ def check_alignment(company: Company) -> None:
             f"{company.name}'s fiscal year ends in month {company.fiscal_year_end}, so its fiscal quarters do not "
             "end on calendar quarter ends and cannot be compared quarter by quarter. Remove it from the peer "
             "groups, or enter its figures re-cut to calendar quarters with fiscal_year_end = 12.",
-            "data/companies.toml", company.line, "fiscal_year_end")
+            "data/companies.toml",
+            company.line,
+            "fiscal_year_end",
+        )
 
 
 class Normalizer:
@@ -96,8 +99,11 @@ class Normalizer:
             cid, item, q, vintage = r["company"], r["item"], r["quarter"], r["vintage"]
             value, flags = self._convert(r, fx)
             changes = companies[cid].policy_changes
-            old = frozenset(pc.id for pc in changes if item in pc.items and vintage == "published"
-                            and q < pc.effective) if changes else none
+            old = (
+                frozenset(pc.id for pc in changes if item in pc.items and vintage == "published" and q < pc.effective)
+                if changes
+                else none
+            )
             key = (cid, item, q, r["basis"])
             found = store.get(key)
             if found is None:
@@ -134,8 +140,17 @@ class Normalizer:
 
     @staticmethod
     def _source(r: dict) -> Source:
-        return Source(r["file"], r["line"], r["source_url"], r["label"], str(r["quarter"]), r["basis"],
-                      r["vintage"], r.get("report", ""), r.get("confidence", ""))
+        return Source(
+            r["file"],
+            r["line"],
+            r["source_url"],
+            r["label"],
+            str(r["quarter"]),
+            r["basis"],
+            r["vintage"],
+            r.get("report", ""),
+            r.get("confidence", ""),
+        )
 
     def _figure(self, row, extra=()) -> Figure:
         value, r, flags, old = row
@@ -190,19 +205,24 @@ class Normalizer:
         now_any, prev_any = self._row(c.id, item, q, b_now), self._row(c.id, item, prev_q, b_prev)
         if not now_any or not prev_any:
             which = [f"{b} to {p}" for b, p, r in ((b_now, q, now_any), (b_prev, prev_q, prev_any)) if not r]
-            return missing(f"{ITEM_LABELS[item]} {' and '.join(which)} not reported, so the single quarter {q} "
-                           "cannot be derived")
+            return missing(
+                f"{ITEM_LABELS[item]} {' and '.join(which)} not reported, so the single quarter {q} cannot be derived"
+            )
         problem = ""
         for vintage in (self._vintage,) if self._vintage else ("restated", "published"):
             now, prev = self._row(c.id, item, q, b_now, vintage), self._row(c.id, item, prev_q, b_prev, vintage)
             if not now or not prev:
-                problem = (f"{ITEM_LABELS[item]} {b_now} to {q} and {b_prev} to {prev_q} exist only in different vintages "
-                           "(as first published vs restated); not subtracted across the two")
+                problem = (
+                    f"{ITEM_LABELS[item]} {b_now} to {q} and {b_prev} to {prev_q} exist only in different vintages "
+                    "(as first published vs restated); not subtracted across the two"
+                )
                 continue
             if now[3] != prev[3]:
                 ids = ", ".join(sorted(now[3] ^ prev[3]))
-                problem = (f"{ITEM_LABELS[item]} {b_prev} to {prev_q} predates the policy change {ids} that {b_now} to {q} "
-                           "follows; not subtracted across the two bases")
+                problem = (
+                    f"{ITEM_LABELS[item]} {b_prev} to {prev_q} predates the policy change {ids} that {b_now} to {q} "
+                    "follows; not subtracted across the two bases"
+                )
                 continue
             value = now[0] - prev[0]
             flags = (now[2] | prev[2]) | {"derived_ytd"}
@@ -219,14 +239,15 @@ class Normalizer:
         parts = [self._direct_quarter(c, q.shift(k - n), k, item) for k in range(1, n + 1)]
         gaps = [str(q.shift(k - n)) for k, p in zip(range(1, n + 1), parts) if p.missing]
         if gaps:
-            return missing(f"{ITEM_LABELS[item]} year to date {q}: no cumulative figure, and no single-quarter "
-                           f"figure for {', '.join(gaps)} to add up")
+            return missing(
+                f"{ITEM_LABELS[item]} year to date {q}: no cumulative figure, and no single-quarter "
+                f"figure for {', '.join(gaps)} to add up"
+            )
         olds = {p.old_basis for p in parts}
         if len(olds) > 1:
             return missing(f"{ITEM_LABELS[item]} year to date {q}: its quarters straddle a policy change; not added up")
         flags = frozenset().union(*(p.flags for p in parts)) - {"source_quarter"} | {"summed_quarters"}
-        return Figure(sum(p.value for p in parts), flags, tuple(s for p in parts for s in p.sources), "",
-                      olds.pop())
+        return Figure(sum(p.value for p in parts), flags, tuple(s for p in parts for s in p.sources), "", olds.pop())
 
     def reports(self, company: str, item: str) -> bool:
         """Whether the company reports the item in any period."""

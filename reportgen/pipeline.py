@@ -50,20 +50,30 @@ def check_settings(settings: config.Settings, companies: dict) -> None:
         return ConfigError(msg, settings.path, config.line_of(text, key, section), key)
 
     if settings.subject not in companies:
-        raise err(f"subject '{settings.subject}' is not in data/companies.toml "
-                  f"(known: {', '.join(sorted(companies))})", "subject", "report")
+        raise err(
+            f"subject '{settings.subject}' is not in data/companies.toml (known: {', '.join(sorted(companies))})",
+            "subject",
+            "report",
+        )
     if not settings.groups:
         raise ConfigError("no peer groups: add a [groups.<id>] table with label and members", settings.path)
     for g in settings.groups:
         for m in g.members:
             if m not in companies:
-                raise ConfigError(f"peer group '{g.id}' names '{m}', which is not in data/companies.toml "
-                                  f"(known: {', '.join(sorted(companies))})", settings.path,
-                                  config.line_of(text, "members", f"groups.{g.id}"), "members")
+                raise ConfigError(
+                    f"peer group '{g.id}' names '{m}', which is not in data/companies.toml "
+                    f"(known: {', '.join(sorted(companies))})",
+                    settings.path,
+                    config.line_of(text, "members", f"groups.{g.id}"),
+                    "members",
+                )
     for m in (*settings.metrics, settings.section_metric):
         if m not in BY_ID:
-            raise err(f"unknown metric '{m}'; known: {', '.join(BY_ID)}", "metrics" if m in settings.metrics
-                      else "section_metric", "report")
+            raise err(
+                f"unknown metric '{m}'; known: {', '.join(BY_ID)}",
+                "metrics" if m in settings.metrics else "section_metric",
+                "report",
+            )
 
 
 def quarter_window(quarters, settings: config.Settings) -> set[str]:
@@ -87,8 +97,9 @@ def open_workspace(root: Path, quarters=None) -> Context:
     window = quarter_window(quarters, settings) if quarters else None
     for cid in settings.companies:
         check_alignment(data.companies[cid])
-        data.rows += loaders.load_financials(root, data.companies[cid], data.labels, data.overrides, data.fx,
-                                             periods=window, reported=data.reported)
+        data.rows += loaders.load_financials(
+            root, data.companies[cid], data.labels, data.overrides, data.fx, periods=window, reported=data.reported
+        )
         data.files += loaders.financial_files(root, cid)
     return Context(root, settings, data, Normalizer(data.companies, data.rows, data.fx, data.reported))
 
@@ -98,8 +109,12 @@ def require_subject_data(ctx: Context, quarter: Quarter) -> None:
     if not ctx.norm.has_data(subj, quarter):
         latest = ctx.norm.latest.get(subj)
         hint = f"; the latest quarter with its data is {latest}" if latest else ""
-        raise PeriodError(f"{ctx.data.companies[subj].name} (the subject) has no revenue for {quarter}{hint}",
-                          f"data/financials/{subj}.csv", None, "period")
+        raise PeriodError(
+            f"{ctx.data.companies[subj].name} (the subject) has no revenue for {quarter}{hint}",
+            f"data/financials/{subj}.csv",
+            None,
+            "period",
+        )
 
 
 def metric_table(ctx: Context, quarter: Quarter, basis: str = QUARTER) -> pd.DataFrame:
@@ -160,8 +175,12 @@ def validate(root: Path) -> list[ReportgenError]:
         if fin.is_dir():
             for p in sorted(fin.iterdir()):
                 if p.suffix.lower() in (".csv", ".xlsx") and p.stem not in companies:
-                    problems.append(DataError(f"'{p.stem}' is not a company in data/companies.toml; "
-                                              "add it there or remove the file", str(p.relative_to(root))))
+                    problems.append(
+                        DataError(
+                            f"'{p.stem}' is not a company in data/companies.toml; add it there or remove the file",
+                            str(p.relative_to(root)),
+                        )
+                    )
     return problems
 
 
@@ -244,8 +263,12 @@ def _render_edition(ctx: Context, q: Quarter, edition_date: date, templates: dic
     html = render.render_html(b, ctx.root / "templates")
     pdf = render.render_pdf(html, ctx.root, _pdf_created(edition_date), ctx.root / "templates")
     table = metric_table(ctx, q)
-    payload = {"briefing.html": html.encode("utf-8"), "briefing.pdf": pdf,
-               "metrics.csv": export.csv_text(table).encode("utf-8"), "metrics.xlsx": export.xlsx_bytes(table)}
+    payload = {
+        "briefing.html": html.encode("utf-8"),
+        "briefing.pdf": pdf,
+        "metrics.csv": export.csv_text(table).encode("utf-8"),
+        "metrics.xlsx": export.xlsx_bytes(table),
+    }
     summary = {k: b[k] for k in ("title", "findings", "notes", "chart_count", "not_reported")}
     return payload, summary
 
@@ -258,8 +281,15 @@ def _render_in_worker(q: Quarter) -> tuple[dict, dict]:
     return _render_edition(ctx, q, edition_date, templates)
 
 
-def build(root: Path, quarters: list[Quarter], edition_date: date | None = None, progress=None,
-          only_if_changed: bool = False, ctx: Context | None = None, workers: int | None = None) -> list[Edition]:
+def build(
+    root: Path,
+    quarters: list[Quarter],
+    edition_date: date | None = None,
+    progress=None,
+    only_if_changed: bool = False,
+    ctx: Context | None = None,
+    workers: int | None = None,
+) -> list[Edition]:
     """Build output/<quarter>/ for each quarter: HTML, PDF, metrics CSV and XLSX, manifest.json.
 
     Each edition is written to a temporary folder and swapped in only when complete, so a failed or killed
@@ -299,10 +329,17 @@ def build(root: Path, quarters: list[Quarter], edition_date: date | None = None,
     for q, digest, inputs in todo:
         payload, summary = rendered[q]
         manifest = {
-            "quarter": str(q), "edition": digest[:16], "inputs_hash": digest, "tool_version": __version__,
-            "edition_date": edition_date.isoformat(), "built_at": datetime.now(timezone.utc).isoformat(),
-            **summary, "inputs": inputs,
-            "files": {n: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for n, data in payload.items()},
+            "quarter": str(q),
+            "edition": digest[:16],
+            "inputs_hash": digest,
+            "tool_version": __version__,
+            "edition_date": edition_date.isoformat(),
+            "built_at": datetime.now(timezone.utc).isoformat(),
+            **summary,
+            "inputs": inputs,
+            "files": {
+                n: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for n, data in payload.items()
+            },
         }
         payload[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         dest = ctx.root / "output" / str(q)
@@ -382,7 +419,7 @@ def write_edition(dest: Path, payload: dict[str, bytes]) -> None:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-        for p in (dest.iterdir() if dest.exists() else []):
+        for p in dest.iterdir() if dest.exists() else []:
             if p.name not in payload:  # e.g. an outbox of .eml files from a dry run stays with its edition
                 (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
         _swap_in(tmp, dest)
@@ -410,8 +447,10 @@ def init_workspace(dest: Path, force: bool = False) -> list[Path]:
     """Write a new workspace (config, data, templates, empty output/) from the packaged defaults."""
     dest = Path(dest)
     if (dest / config.CONFIG_NAME).exists() and not force:
-        raise ConfigError(f"a workspace already exists here; use --force to overwrite its {config.CONFIG_NAME}, "
-                          "data/ and templates/", str(dest / config.CONFIG_NAME))
+        raise ConfigError(
+            f"a workspace already exists here; use --force to overwrite its {config.CONFIG_NAME}, data/ and templates/",
+            str(dest / config.CONFIG_NAME),
+        )
     src = defaults_root()
     dest.mkdir(parents=True, exist_ok=True)
     written = []
@@ -431,8 +470,9 @@ def cron_spec(settings: config.Settings):
     """The checked cron expression of [schedule]; a bad one names reportgen.toml and its line."""
     from . import schedule
 
-    return schedule.parse_cron(settings.schedule_cron, path=settings.path,
-                               line=config.line_of(settings.source_text, "cron", "schedule"))
+    return schedule.parse_cron(
+        settings.schedule_cron, path=settings.path, line=config.line_of(settings.source_text, "cron", "schedule")
+    )
 
 
 # -- run ----------------------------------------------------------------------------------------------------------
@@ -464,8 +504,9 @@ def due_edition(ctx: Context, now: datetime) -> Quarter | None:
     candidates = [last.shift(-k) for k in range(0, 12)]
     subject_has = {q for q in candidates if ctx.norm.has_data(subj, q)}
     available = {q: sum(ctx.norm.has_reported(p, q) for p in peers) for q in subject_has}
-    return schedule.due_quarter(available, subject_has, now, ctx.settings.min_peers_reported,
-                                ctx.settings.publish_partial)
+    return schedule.due_quarter(
+        available, subject_has, now, ctx.settings.min_peers_reported, ctx.settings.publish_partial
+    )
 
 
 def run(root: Path, now: datetime | None = None, progress=None, env=None, connect=None, sleep=None) -> RunReport:
@@ -481,8 +522,10 @@ def run(root: Path, now: datetime | None = None, progress=None, env=None, connec
         ctx = open_workspace(root)
         q = due_edition(ctx, now)
         if q is None:
-            say(f"run {now.isoformat(timespec='minutes')}: no edition is due (the subject and at least "
-                f"{ctx.settings.min_peers_reported} peers must have reported a quarter that has ended)")
+            say(
+                f"run {now.isoformat(timespec='minutes')}: no edition is due (the subject and at least "
+                f"{ctx.settings.min_peers_reported} peers must have reported a quarter that has ended)"
+            )
             return RunReport(deliveries=[], note="nothing due")
         say(f"run {now.isoformat(timespec='minutes')}: edition {q} is due")
         edition = build(root, [q], now.date(), progress=say, only_if_changed=True, ctx=ctx)[0]

@@ -20,12 +20,18 @@ def render_html(briefing: dict, templates_dir: Path) -> str:
 
     templates_dir = Path(templates_dir)
     if not (templates_dir / TEMPLATE).exists():
-        raise RenderError(f"template not found; run 'reportgen init' to get the default templates",
-                          str(templates_dir / TEMPLATE))
+        raise RenderError(
+            "template not found; run 'reportgen init' to get the default templates", str(templates_dir / TEMPLATE)
+        )
     # Sandboxed: a workspace's templates may come from someone else; they can format the briefing, not reach
     # Python internals (b.__class__.__mro__ ...).
-    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
-                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     css_path = templates_dir / "briefing.css"
     css = css_path.read_text(encoding="utf-8") if css_path.exists() else ""
     try:
@@ -36,8 +42,9 @@ def render_html(briefing: dict, templates_dir: Path) -> str:
     except jinja2.exceptions.SecurityError as e:
         raise RenderError(f"template does something unsafe: {e}", f"templates/{TEMPLATE}") from None
     except jinja2.UndefinedError as e:
-        raise RenderError(f"template uses something the briefing does not have: {e.message}",
-                          f"templates/{TEMPLATE}") from None
+        raise RenderError(
+            f"template uses something the briefing does not have: {e.message}", f"templates/{TEMPLATE}"
+        ) from None
     except jinja2.TemplateError as e:
         raise RenderError(f"template error: {e}", f"templates/{TEMPLATE}") from None
 

@@ -78,20 +78,23 @@ def write_mini(root: Path, files: dict[str, str]) -> Path:
             HKD,2025Q2,3M,0.90,https://example.test/fx
             HKD,2024Q2,3M,0.91,https://example.test/fx
         """,
-        "data/financials/alpha.csv": FIN_HEADER + """
+        "data/financials/alpha.csv": FIN_HEADER
+        + """
             2024Q2,3M,Revenue,800,million,RMB,published,https://example.test/a
             2025Q1,3M,Revenue,900,million,RMB,published,https://example.test/a
             2025Q2,3M,Revenue,1000,million,RMB,published,https://example.test/a
             2025Q2,3M,Cost of sales,-750,million,RMB,published,https://example.test/a
             2025Q2,3M,Selling and marketing expenses,-60,million,RMB,published,https://example.test/a
         """,
-        "data/financials/beta.csv": FIN_HEADER + """
+        "data/financials/beta.csv": FIN_HEADER
+        + """
             2024Q2,3M,Revenue,500,million,HKD,published,https://example.test/b
             2025Q1,3M,Revenue,400,million,HKD,published,https://example.test/b
             2025Q2,3M,Revenue,600,million,HKD,published,https://example.test/b
             2025Q2,3M,Selling and distribution expenses,-54,million,HKD,published,https://example.test/b
         """,
-        "data/financials/gamma.csv": FIN_HEADER + """
+        "data/financials/gamma.csv": FIN_HEADER
+        + """
             2025Q1,3M,营业收入,300000000,yuan,RMB,published,https://example.test/g
             2025Q1,3M,销售费用,30000000,yuan,RMB,published,https://example.test/g
             2025Q2,6M,营业收入,7.5,hundred_million,RMB,published,https://example.test/g

@@ -12,17 +12,27 @@ import pytest
 from pypdf import PdfReader
 
 from reportgen.cli import cli
-from reportgen.errors import RenderError
 
 from .conftest import FIN_HEADER, REPO, write_mini
 
-COMPANIES = ["Xiaomi", "Midea", "Haier", "Gree", "Hisense Home Appliances", "NIO", "Li Auto", "XPeng", "SERES",
-             "Transsion"]
+COMPANIES = [
+    "Xiaomi",
+    "Midea",
+    "Haier",
+    "Gree",
+    "Hisense Home Appliances",
+    "NIO",
+    "Li Auto",
+    "XPeng",
+    "SERES",
+    "Transsion",
+]
 
 
 def _build(runner, ws, quarter="2025Q2", date="2026-11-24", env=None):
-    res = runner.invoke(cli, ["-C", str(ws), "build", "--quarter", quarter, "--date", date], env=env,
-                        catch_exceptions=False)
+    res = runner.invoke(
+        cli, ["-C", str(ws), "build", "--quarter", quarter, "--date", date], env=env, catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     return ws / "output" / quarter
 
@@ -122,9 +132,15 @@ def test_rebuild_is_byte_identical(built, runner, tmp_path):
 
 
 def test_partial_quarter_builds_with_not_yet_reported(runner, tmp_path):
-    ws = write_mini(tmp_path / "w", {"data/financials/gamma.csv": FIN_HEADER + """
+    ws = write_mini(
+        tmp_path / "w",
+        {
+            "data/financials/gamma.csv": FIN_HEADER
+            + """
         2025Q1,3M,营业收入,300000000,yuan,RMB,published,https://example.test/g
-    """})
+    """
+        },
+    )
     out = _build(runner, ws)
     html = (out / "briefing.html").read_text()
     assert "not yet reported" in html
@@ -154,8 +170,12 @@ def test_url_fetcher_refuses_network_and_outside_paths(tmp_path, caplog):
     (root / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>')
     f = workspace_fetcher(root)
     assert f.fetch((root / "logo.svg").as_uri()).read().startswith(b"<svg")
-    for url in ("file:///etc/passwd", "http://example.com/x.png", "https://example.com/x.css",
-                (root / ".." / "secret.txt").resolve().as_uri()):
+    for url in (
+        "file:///etc/passwd",
+        "http://example.com/x.png",
+        "https://example.com/x.css",
+        (root / ".." / "secret.txt").resolve().as_uri(),
+    ):
         with pytest.raises(ValueError, match="reportgen refuses"):
             f.fetch(url)
     assert len(f.refused) == 4
@@ -164,8 +184,10 @@ def test_url_fetcher_refuses_network_and_outside_paths(tmp_path, caplog):
 def test_template_reference_outside_workspace_is_not_embedded(runner, tmp_path, caplog):
     ws = write_mini(tmp_path / "w", {})
     tpl = ws / "templates" / "briefing.html.j2"
-    tpl.write_text(tpl.read_text().replace("<body>", '<body><img src="file:///etc/passwd"><img '
-                                            'src="http://127.0.0.1:9/x.png">'), encoding="utf-8")
+    tpl.write_text(
+        tpl.read_text().replace("<body>", '<body><img src="file:///etc/passwd"><img src="http://127.0.0.1:9/x.png">'),
+        encoding="utf-8",
+    )
     caplog.set_level(logging.WARNING, logger="reportgen")
     _build(runner, ws)
     refused = [r.getMessage() for r in caplog.records if "refused to fetch" in r.getMessage()]

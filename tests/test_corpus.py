@@ -53,14 +53,35 @@ def test_hostile_input(runner, tmp_path, name):
 
 LABELS, OVERRIDES = loaders.load_labels(REPO)
 COMPANY = loaders.Company("alpha", "Alpha", "A", "A", "X", "IFRS", "RMB", 12, "quarterly", "")
-cell = st.one_of(st.text(max_size=12), st.sampled_from(["2025Q2", "3M", "6M", "Revenue", "营业收入", "1,000", "１０",
-                                                       "-5e3", "million", "RMB", "HKD", "restated", "https://x"]))
+cell = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "2025Q2",
+            "3M",
+            "6M",
+            "Revenue",
+            "营业收入",
+            "1,000",
+            "１０",
+            "-5e3",
+            "million",
+            "RMB",
+            "HKD",
+            "restated",
+            "https://x",
+        ]
+    ),
+)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(header=st.lists(st.sampled_from(list(loaders.FINANCIAL_COLUMNS) + ["vintage", "note", "junk", ""]),
-                       min_size=0, max_size=9),
-       rows=st.lists(st.lists(cell, max_size=9), max_size=6))
+@given(
+    header=st.lists(
+        st.sampled_from(list(loaders.FINANCIAL_COLUMNS) + ["vintage", "note", "junk", ""]), min_size=0, max_size=9
+    ),
+    rows=st.lists(st.lists(cell, max_size=9), max_size=6),
+)
 def test_random_tables_load_or_fail_cleanly(tmp_path_factory, header, rows):
     root = tmp_path_factory.mktemp("r")
     (root / "data" / "financials").mkdir(parents=True)

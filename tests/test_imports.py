@@ -18,8 +18,10 @@ def test_pure_module_imports_nothing_heavy(module):
 
 
 def test_cli_help_does_not_load_renderers():
-    code = ("import sys, json\nfrom click.testing import CliRunner\nfrom reportgen.cli import cli\n"
-            "CliRunner().invoke(cli, ['--help'])\nprint(json.dumps(sorted(sys.modules)))")
+    code = (
+        "import sys, json\nfrom click.testing import CliRunner\nfrom reportgen.cli import cli\n"
+        "CliRunner().invoke(cli, ['--help'])\nprint(json.dumps(sorted(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = {m.split(".")[0] for m in json.loads(out)}
     assert not (loaded & {"weasyprint", "matplotlib", "pandas"})

@@ -14,7 +14,7 @@ import pytest
 from .conftest import write_mini
 
 # Loaded by the child through PYTHONPATH: pauses the build at one step so the test can kill it there.
-HOOK = textwrap.dedent('''
+HOOK = textwrap.dedent("""
     import os, pathlib, time
     STEP = os.environ["KILL_TEST_STEP"]
     MARK = pathlib.Path(os.environ["KILL_TEST_MARK"])
@@ -35,7 +35,7 @@ HOOK = textwrap.dedent('''
             pause()
             return real(*a, **k)
         p._swap_in = swap_in
-''')
+""")
 
 
 @pytest.mark.parametrize("step", ["pdf", "swap"], ids=["during-pdf-render", "before-swap-after-pdf-write"])
@@ -51,8 +51,9 @@ def test_killed_build_keeps_previous_edition(tmp_path, step):
     # change an input so the next build would differ, then kill it at the step
     fin = ws / "data" / "financials" / "alpha.csv"
     fin.write_text(fin.read_text().replace(",1000,", ",1100,"))
-    proc = subprocess.Popen(cmd, env={**env, "KILL_TEST_STEP": step}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env={**env, "KILL_TEST_STEP": step}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 60
     while not (tmp_path / "m").exists():
         assert proc.poll() is None and time.time() < deadline, "the build did not reach the step"

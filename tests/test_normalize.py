@@ -18,8 +18,11 @@ from .conftest import FIN_HEADER, write_mini
 
 
 def _metrics(runner, ws, quarter="2025Q2", basis="quarter"):
-    res = runner.invoke(cli, ["-C", str(ws), "metrics", "--quarter", quarter, "--basis", basis, "--format", "json"],
-                        catch_exceptions=False)
+    res = runner.invoke(
+        cli,
+        ["-C", str(ws), "metrics", "--quarter", quarter, "--basis", basis, "--format", "json"],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     return {(r["company"], r["metric"]): r for r in json.loads(res.stdout)}
 
@@ -55,16 +58,37 @@ def test_missing_fx_rate_is_refused(runner, tmp_path):
 
 
 def _company(**kw):
-    base = dict(id="c", name="C", name_zh="C", ticker="C", exchange="X", standard="CAS", currency="RMB",
-                fiscal_year_end=12, reporting="ytd", sector="")
+    base = dict(
+        id="c",
+        name="C",
+        name_zh="C",
+        ticker="C",
+        exchange="X",
+        standard="CAS",
+        currency="RMB",
+        fiscal_year_end=12,
+        reporting="ytd",
+        sector="",
+    )
     base.update(kw)
     return Company(**base)
 
 
 def _row(period, basis, item, value, vintage="published", line=2):
-    return {"company": "c", "quarter": Quarter.parse(period), "basis": basis, "label": item, "item": item,
-            "value": value, "unit": "million", "currency": "RMB", "vintage": vintage, "source_url": "u",
-            "file": "f.csv", "line": line}
+    return {
+        "company": "c",
+        "quarter": Quarter.parse(period),
+        "basis": basis,
+        "label": item,
+        "item": item,
+        "value": value,
+        "unit": "million",
+        "currency": "RMB",
+        "vintage": vintage,
+        "source_url": "u",
+        "file": "f.csv",
+        "line": line,
+    }
 
 
 def test_restated_and_published_are_never_subtracted_across():
@@ -83,8 +107,12 @@ def test_no_derivation_across_a_policy_change():
     from reportgen.loaders import PolicyChange
 
     c = _company(policy_changes=(PolicyChange("interp18", "t", Quarter(2024, 4), ("selling_expenses",)),))
-    rows = [_row("2024Q3", "9M", "selling_expenses", 30.0), _row("2024Q4", "12M", "selling_expenses", 38.0),
-            _row("2024Q3", "9M", "revenue", 300.0), _row("2024Q4", "12M", "revenue", 400.0)]
+    rows = [
+        _row("2024Q3", "9M", "selling_expenses", 30.0),
+        _row("2024Q4", "12M", "selling_expenses", 38.0),
+        _row("2024Q3", "9M", "revenue", 300.0),
+        _row("2024Q4", "12M", "revenue", 400.0),
+    ]
     n = Normalizer({"c": c}, rows, {})
     sell = n.get("c", Quarter(2024, 4), QUARTER, "selling_expenses")
     assert sell.missing and "interp18" in sell.reason
@@ -107,15 +135,16 @@ def test_fiscal_year_not_on_a_quarter_end_is_refused():
 
 def test_fiscal_year_refusal_reaches_the_cli(runner, tmp_path):
     ws = write_mini(tmp_path / "w", {})
-    reg = (ws / "data/companies.toml").read_text().replace('reporting = "ytd"', 'reporting = "ytd"\n'
-                                                                                 'fiscal_year_end = 2')
+    reg = (
+        (ws / "data/companies.toml").read_text().replace('reporting = "ytd"', 'reporting = "ytd"\nfiscal_year_end = 2')
+    )
     (ws / "data/companies.toml").write_text(reg)
     res = runner.invoke(cli, ["-C", str(ws), "metrics", "--quarter", "2025Q2"])
     assert res.exit_code == 1
     assert "data/companies.toml" in res.stderr and "fiscal_year_end" in res.stderr and "Traceback" not in res.output
 
 
-@given(st.lists(st.integers(min_value=-10**9, max_value=10**9), min_size=1, max_size=4))
+@given(st.lists(st.integers(min_value=-(10**9), max_value=10**9), min_size=1, max_size=4))
 def test_decumulate_then_cumulate_gives_the_input(quarters):
     """Cumulative sums of single quarters, de-cumulated by the normalizer, add back up to the input."""
     basis = ["3M", "6M", "9M", "12M"]
@@ -130,10 +159,16 @@ def test_decumulate_then_cumulate_gives_the_input(quarters):
 
 
 def test_source_single_quarter_used_when_cumulative_missing(runner, tmp_path):
-    ws = write_mini(tmp_path / "w", {"data/financials/gamma.csv": FIN_HEADER + """
+    ws = write_mini(
+        tmp_path / "w",
+        {
+            "data/financials/gamma.csv": FIN_HEADER
+            + """
         2025Q2,6M,营业收入,7.5,hundred_million,RMB,published,https://example.test/g
         2025Q2,3M,营业收入,4.4,hundred_million,RMB,published,https://example.test/g
-    """})
+    """
+        },
+    )
     m = _metrics(runner, ws)
     assert m[("gamma", "revenue")]["value"] == pytest.approx(440.0)
     assert "source_quarter" in m[("gamma", "revenue")]["flags"]

@@ -22,8 +22,9 @@ def table():
 
     out = {}
     for basis in ("quarter", "ytd"):
-        res = CliRunner().invoke(cli, ["metrics", "--quarter", "2025Q2", "--basis", basis, "--format", "json"],
-                                 catch_exceptions=False)
+        res = CliRunner().invoke(
+            cli, ["metrics", "--quarter", "2025Q2", "--basis", basis, "--format", "json"], catch_exceptions=False
+        )
         assert res.exit_code == 0, res.output
         out[basis] = {(r["company"], r["metric"]): r for r in json.loads(res.stdout)}
     return out
@@ -31,8 +32,7 @@ def table():
 
 def test_all_ten_companies_listed(table):
     companies = {c for c, _ in table["quarter"]}
-    assert companies == {"xiaomi", "midea", "haier", "gree", "hisense", "nio", "li_auto", "xpeng", "seres",
-                         "transsion"}
+    assert companies == {"xiaomi", "midea", "haier", "gree", "hisense", "nio", "li_auto", "xpeng", "seres", "transsion"}
 
 
 QUARTER_CASES = [
@@ -104,8 +104,7 @@ def test_quarterly_reporters_first_half_is_sum_of_quarters(table):
     assert rec["value"] == pytest.approx(25_926.8 + 30_245.6, abs=0.05)
     assert "summed_quarters" in rec["flags"]
     # Xiaomi's own 6M column equals Q1 + Q2 (RMB'000): 111,293,337 + 115,956,091 = 227,249,428
-    assert table["ytd"][("xiaomi", "revenue")]["value"] == pytest.approx((111_293_337 + 115_956_091) / 1e3,
-                                                                          abs=0.001)
+    assert table["ytd"][("xiaomi", "revenue")]["value"] == pytest.approx((111_293_337 + 115_956_091) / 1e3, abs=0.001)
 
 
 def test_ev_makers_selling_ratio_is_flagged_sga_proxy(table):

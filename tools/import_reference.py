@@ -11,44 +11,83 @@ import sys
 from pathlib import Path
 
 COMPANY_IDS = {
-    "000333.SZ": "midea", "600690.SH": "haier", "000651.SZ": "gree", "000921.SZ": "hisense",
-    "NIO": "nio", "LI": "li_auto", "XPEV": "xpeng", "601127.SH": "seres",
-    "688036.SH": "transsion", "1810.HK": "xiaomi",
+    "000333.SZ": "midea",
+    "600690.SH": "haier",
+    "000651.SZ": "gree",
+    "000921.SZ": "hisense",
+    "NIO": "nio",
+    "LI": "li_auto",
+    "XPEV": "xpeng",
+    "601127.SH": "seres",
+    "688036.SH": "transsion",
+    "1810.HK": "xiaomi",
 }
 
 # The statement line each company prints for a canonical item (US-GAAP EV makers; Xiaomi IFRS; CAS in Chinese).
 US_GAAP_LABELS = {
-    "revenue": "Total revenues", "cost_of_revenue": "Cost of sales", "gross_profit": "Gross profit",
+    "revenue": "Total revenues",
+    "cost_of_revenue": "Cost of sales",
+    "gross_profit": "Gross profit",
     "rnd_expenses": "Research and development expenses",
     "sga": "Selling, general and administrative expenses",
-    "operating_profit": "Income (loss) from operations", "net_profit": "Net income (loss)",
+    "operating_profit": "Income (loss) from operations",
+    "net_profit": "Net income (loss)",
     "net_profit_attributable": "Net income (loss) attributable to ordinary shareholders",
     "adjusted_net_profit": "Non-GAAP net income (loss)",
 }
 IFRS_LABELS = {
-    "revenue": "Revenue", "cost_of_revenue": "Cost of sales", "gross_profit": "Gross profit",
-    "selling_expenses": "Selling and marketing expenses", "admin_expenses": "Administrative expenses",
-    "rnd_expenses": "Research and development expenses", "operating_profit": "Operating profit",
-    "net_profit": "Profit for the period", "net_profit_attributable": "Profit attributable to owners of the Company",
+    "revenue": "Revenue",
+    "cost_of_revenue": "Cost of sales",
+    "gross_profit": "Gross profit",
+    "selling_expenses": "Selling and marketing expenses",
+    "admin_expenses": "Administrative expenses",
+    "rnd_expenses": "Research and development expenses",
+    "operating_profit": "Operating profit",
+    "net_profit": "Profit for the period",
+    "net_profit_attributable": "Profit attributable to owners of the Company",
     "adjusted_net_profit": "Adjusted net profit (non-IFRS)",
 }
 CAS_LABELS = {
-    "revenue": "营业收入", "cost_of_revenue": "营业成本", "selling_expenses": "销售费用",
-    "admin_expenses": "管理费用", "rnd_expenses": "研发费用", "operating_profit": "营业利润",
-    "net_profit": "净利润", "net_profit_attributable": "归属于上市公司股东的净利润",
+    "revenue": "营业收入",
+    "cost_of_revenue": "营业成本",
+    "selling_expenses": "销售费用",
+    "admin_expenses": "管理费用",
+    "rnd_expenses": "研发费用",
+    "operating_profit": "营业利润",
+    "net_profit": "净利润",
+    "net_profit_attributable": "归属于上市公司股东的净利润",
 }
-TOTAL_REVENUE_MARKERS = ("营业总收", "total operating revenue", "total revenue", "turnover", "营收(营业总收入)",
-                         "=营业总收入口径")
+TOTAL_REVENUE_MARKERS = (
+    "营业总收",
+    "total operating revenue",
+    "total revenue",
+    "turnover",
+    "营收(营业总收入)",
+    "=营业总收入口径",
+)
 
 # Reference rows left out, with the reason (file, line): see data/README.md.
 EXCLUDED = {
     ("appliances.csv", 56): "Gree 2024Q1 revenue 365.96亿 (low): conflicts with the 363.64亿 prior-year column of "
-                            "the 2025Q1 report; the note says it is probably 营业总收入 mislabelled.",
+    "the 2025Q1 report; the note says it is probably 营业总收入 mislabelled.",
 }
 SKIPPED_ITEMS = {"ev_revenue", "ev_revenue_smart_ev", "ev_gross_margin_pct"}  # segment lines, not in the item list
 
-COLUMNS = ["period", "basis", "label", "value", "unit", "currency", "vintage", "report", "confidence",
-           "source_url", "source_excerpt", "ref", "note"]
+COLUMNS = [
+    "period",
+    "basis",
+    "label",
+    "value",
+    "unit",
+    "currency",
+    "vintage",
+    "report",
+    "confidence",
+    "source_url",
+    "source_excerpt",
+    "ref",
+    "note",
+]
 
 
 def _label(row):
@@ -75,8 +114,9 @@ def _report(row, vintage):
     note = row["note"]
     if note.startswith("As originally published"):
         return f"{row['period']} {row['basis']} report"
-    m = re.search(r"(?:Prior-year|prior-year|上年同期|comparative)[^.;]*?(20\d\d ?(?:Q[1-4]|H1|interim|年?一季报|中报))",
-                  note)
+    m = re.search(
+        r"(?:Prior-year|prior-year|上年同期|comparative)[^.;]*?(20\d\d ?(?:Q[1-4]|H1|interim|年?一季报|中报))", note
+    )
     if m:
         return f"{m.group(1).strip()} report, prior-year column"
     if vintage == "restated":
@@ -93,14 +133,23 @@ def main(ref_dir):
                 if (name, line) in EXCLUDED or row["item"] in SKIPPED_ITEMS:
                     continue
                 vintage = _vintage(name, line)
-                out.setdefault(COMPANY_IDS[row["ticker"]], []).append({
-                    "period": row["period"], "basis": row["basis"], "label": _label(row),
-                    "value": row["value"], "unit": row["unit"], "currency": row["currency"],
-                    "vintage": vintage, "report": _report(row, vintage), "confidence": row["confidence"],
-                    "source_url": row["source_url"], "source_excerpt": row["source_excerpt"],
-                    "ref": f"shared/reference/{name}:{line}",
-                    "note": f"reported as: {row['line_item_reported']}. {row['note']}".strip(),
-                })
+                out.setdefault(COMPANY_IDS[row["ticker"]], []).append(
+                    {
+                        "period": row["period"],
+                        "basis": row["basis"],
+                        "label": _label(row),
+                        "value": row["value"],
+                        "unit": row["unit"],
+                        "currency": row["currency"],
+                        "vintage": vintage,
+                        "report": _report(row, vintage),
+                        "confidence": row["confidence"],
+                        "source_url": row["source_url"],
+                        "source_excerpt": row["source_excerpt"],
+                        "ref": f"shared/reference/{name}:{line}",
+                        "note": f"reported as: {row['line_item_reported']}. {row['note']}".strip(),
+                    }
+                )
     dest = Path("data/financials")
     dest.mkdir(parents=True, exist_ok=True)
     for company, rows in sorted(out.items()):

@@ -301,3 +301,53 @@ def run_cmd(ctx, now):
     if not report.ok:
         failed = [f"{d.list_name}: {d.summary()}" for d in report.deliveries if not d.ok]
         raise DeliveryError("not everything was delivered: " + "; ".join(failed))
+
+
+@cli.command()
+@quarter_option()
+@click.option("--list", "list_name", help="Only this mailing list (default: every list in reportgen.toml).")
+@click.option("--dry-run", is_flag=True, help="Write the messages as .eml files under output/QUARTER/outbox/.")
+@click.option("--resend", is_flag=True, help="Send again to recipients who already received this edition.")
+@click.option("--test-to", metavar="ADDRESS", help="Send one preview copy to ADDRESS only (recorded apart).")
+@click.pass_context
+def send(ctx, quarter, list_name, dry_run, resend, test_to):
+    """Mail the edition's PDF to the mailing lists, each recipient once (building it first if needed).
+
+    SMTP settings come from the environment: REPORTGEN_SMTP_HOST, _PORT, _USER, _PASSWORD, _SECURITY
+    (starttls, ssl or none) and REPORTGEN_MAIL_FROM. Exit status is non-zero when anyone was not delivered.
+
+    \b
+    Example:
+        reportgen send --quarter 2025Q2 --test-to me@example.com
+        reportgen send --quarter 2025Q2 --list board
+    """
+    from . import pipeline
+    from .errors import DeliveryError
+
+    reports = pipeline.send(workspace_of(ctx), quarter, list_name, dry_run, resend, test_to)
+    for r in reports:
+        click.echo(f"{r.list_name}: {r.summary()}")
+    failed = [r for r in reports if not r.ok]
+    if failed:
+        raise DeliveryError("not everything was delivered; `reportgen send` again delivers only what is missing")
+
+
+@cli.command()
+@click.pass_context
+def history(ctx):
+    """List past builds and deliveries from the workspace's ledger (output/.ledger.sqlite3).
+
+    \b
+    Example:
+        reportgen history
+    """
+    from . import pipeline
+
+    rows = pipeline.history(workspace_of(ctx))
+    if not rows:
+        click.echo("no builds or deliveries yet", err=True)
+        return
+    for r in rows:
+        what = f"{r['list']} -> {r['recipient']}" if r["kind"] != "build" else ""
+        reply = f" ({' '.join(str(x) for x in (r['code'], r['reply']) if x)})" if r["status"] == "failed" else ""
+        click.echo(f"{r['at']}  {r['kind']:<5}  {r['quarter']}  {r['edition']}  {r['status']:<9}  {what}{reply}".rstrip())

@@ -255,6 +255,16 @@ def read_manifest(root: Path, quarter: Quarter) -> dict | None:
         return None
 
 
+def _record_build(root: Path, q: Quarter, edition: str, rebuilt: bool) -> None:
+    from . import deliver
+
+    ledger = deliver.open_ledger(root)
+    try:
+        ledger.record_build(str(q), edition, rebuilt)
+    finally:
+        ledger.close()
+
+
 def _render_edition(ctx: Context, q: Quarter, edition_date: date, templates: dict) -> tuple[dict, dict]:
     """The files of one edition as bytes, and what the manifest repeats from the briefing."""
     from . import briefing, export, render
@@ -344,6 +354,7 @@ def build(
         payload[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         dest = ctx.root / "output" / str(q)
         write_edition(dest, payload)
+        _record_build(ctx.root, q, manifest["edition"], True)
         say(f"{q}: wrote {dest.relative_to(ctx.root)}/ ({', '.join(payload)})")
         out[q] = Edition(str(q), dest, manifest["edition"], manifest)
     return [out[q] for q in quarters]
@@ -541,3 +552,40 @@ def run(root: Path, now: datetime | None = None, progress=None, env=None, connec
         else:
             say(f"{q}: no mailing lists in reportgen.toml; nothing to send")
         return report
+
+
+# -- send and history ---------------------------------------------------------------------------------------------
+def send(root: Path, quarter: Quarter, list_name: str | None = None, dry_run: bool = False, resend: bool = False,
+         test_to: str | None = None, progress=None, env=None, connect=None, sleep=None) -> list:
+    """Send the quarter's edition (built first when missing or when its inputs changed) to one list or all."""
+    from . import deliver
+
+    say = progress or (lambda msg: None)
+    ctx = open_workspace(root, [quarter])
+    if not ctx.settings.mail_lists:
+        raise ConfigError("no mailing lists: add [mail.lists.NAME] with to = [...] to reportgen.toml",
+                          ctx.settings.path)
+    names = [list_name] if list_name else [ml.name for ml in ctx.settings.mail_lists]
+    edition = build(root, [quarter], progress=say, only_if_changed=True, ctx=ctx)[0]
+    kw = {k: v for k, v in (("env", env), ("connect", connect), ("sleep", sleep)) if v is not None}
+    reports = []
+    for name in names:
+        r = deliver.send_edition(edition.path, ctx.settings, list_name=name, dry_run=dry_run, resend=resend,
+                                 test_to=test_to, **kw)
+        say(f"{quarter}: list {name}: {r.summary()}")
+        reports.append(r)
+    return reports
+
+
+def history(root: Path) -> list[dict]:
+    """Past builds and deliveries, oldest first, from the workspace's ledger."""
+    from . import deliver
+
+    path = Path(root) / "output" / deliver.LEDGER_NAME
+    if not path.exists():
+        return []
+    ledger = deliver.Ledger(path)
+    try:
+        return ledger.history()
+    finally:
+        ledger.close()

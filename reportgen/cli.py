@@ -350,4 +350,5 @@ def history(ctx):
     for r in rows:
         what = f"{r['list']} -> {r['recipient']}" if r["kind"] != "build" else ""
         reply = f" ({' '.join(str(x) for x in (r['code'], r['reply']) if x)})" if r["status"] == "failed" else ""
-        click.echo(f"{r['at']}  {r['kind']:<5}  {r['quarter']}  {r['edition']}  {r['status']:<9}  {what}{reply}".rstrip())
+        line = f"{r['at']}  {r['kind']:<5}  {r['quarter']}  {r['edition']}  {r['status']:<9}  {what}{reply}"
+        click.echo(line.rstrip())

@@ -224,19 +224,23 @@ def _pdf_created(edition_date: date) -> datetime:
 
 
 def input_files(ctx: Context) -> list[Path]:
-    """Every file an edition depends on: config, registry, label map, FX, financials, templates."""
+    """The whole files an edition depends on: config, registry, label map, FX rates, templates."""
     root = ctx.root
     files = [root / config.CONFIG_NAME, root / "data" / "companies.toml", root / "data" / "labels.toml"]
     files += [root / "data" / "fx.csv"] if (root / "data" / "fx.csv").exists() else []
-    files += sorted(ctx.data.files)
     tdir = root / "templates"
     if tdir.is_dir():
         files += sorted(p for p in tdir.rglob("*") if p.is_file())
     return files
 
 
+_ROW_FIELDS = ("quarter", "basis", "label", "value", "unit", "currency", "vintage", "report", "source_url")
+
+
 def inputs_hash(ctx: Context, quarter: Quarter) -> tuple[str, list[dict]]:
-    """Content hash of everything an edition depends on (and the tool version and quarter)."""
+    """Content hash of what an edition depends on: the whole config, registry, label map, FX and template files,
+    and of the financials only the rows of the quarters it shows (with their file and line, which the briefing
+    cites). So a peer publishing a later quarter does not make an earlier edition new; a restated figure does."""
     h = hashlib.sha256(f"reportgen {__version__} {quarter}\n".encode())
     listed = []
     for p in input_files(ctx):
@@ -244,6 +248,15 @@ def inputs_hash(ctx: Context, quarter: Quarter) -> tuple[str, list[dict]]:
         rel = p.relative_to(ctx.root).as_posix()
         h.update(f"{rel} {digest}\n".encode())
         listed.append({"path": rel, "sha256": digest})
+    window = quarter_window([quarter], ctx.settings)
+    per_file: dict[str, hashlib._Hash] = {}
+    for r in sorted((r for r in ctx.data.rows if str(r["quarter"]) in window), key=lambda r: (r["file"], r["line"])):
+        fh = per_file.setdefault(r["file"], hashlib.sha256())
+        fh.update(("\x1f".join([str(r["line"]), *(str(r[k]) for k in _ROW_FIELDS)]) + "\n").encode())
+    for rel in sorted(per_file):
+        digest = per_file[rel].hexdigest()
+        h.update(f"{rel} rows {digest}\n".encode())
+        listed.append({"path": rel, "rows_sha256": digest, "quarters": f"{min(window)}..{max(window)}"})
     return h.hexdigest(), listed
 
 
@@ -555,23 +568,35 @@ def run(root: Path, now: datetime | None = None, progress=None, env=None, connec
 
 
 # -- send and history ---------------------------------------------------------------------------------------------
-def send(root: Path, quarter: Quarter, list_name: str | None = None, dry_run: bool = False, resend: bool = False,
-         test_to: str | None = None, progress=None, env=None, connect=None, sleep=None) -> list:
+def send(
+    root: Path,
+    quarter: Quarter,
+    list_name: str | None = None,
+    dry_run: bool = False,
+    resend: bool = False,
+    test_to: str | None = None,
+    progress=None,
+    env=None,
+    connect=None,
+    sleep=None,
+) -> list:
     """Send the quarter's edition (built first when missing or when its inputs changed) to one list or all."""
     from . import deliver
 
     say = progress or (lambda msg: None)
     ctx = open_workspace(root, [quarter])
     if not ctx.settings.mail_lists:
-        raise ConfigError("no mailing lists: add [mail.lists.NAME] with to = [...] to reportgen.toml",
-                          ctx.settings.path)
+        raise ConfigError(
+            "no mailing lists: add [mail.lists.NAME] with to = [...] to reportgen.toml", ctx.settings.path
+        )
     names = [list_name] if list_name else [ml.name for ml in ctx.settings.mail_lists]
     edition = build(root, [quarter], progress=say, only_if_changed=True, ctx=ctx)[0]
     kw = {k: v for k, v in (("env", env), ("connect", connect), ("sleep", sleep)) if v is not None}
     reports = []
     for name in names:
-        r = deliver.send_edition(edition.path, ctx.settings, list_name=name, dry_run=dry_run, resend=resend,
-                                 test_to=test_to, **kw)
+        r = deliver.send_edition(
+            edition.path, ctx.settings, list_name=name, dry_run=dry_run, resend=resend, test_to=test_to, **kw
+        )
         say(f"{quarter}: list {name}: {r.summary()}")
         reports.append(r)
     return reports

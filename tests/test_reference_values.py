@@ -146,3 +146,14 @@ def test_2024q2_works_and_yoy_says_why(runner):
     assert recs[("xiaomi", "revenue")]["value"] == pytest.approx(88_887.8, abs=0.1)
     yoy = recs[("xiaomi", "revenue_yoy")]
     assert yoy["value"] is None and "2023Q2" in yoy["reason"]
+
+
+def test_stated_ratios_are_marked(table):
+    # SERES publishes no expense amounts in the sources found; brokers and the press state the ratios
+    # (tools/supplement.csv): Q2 2025 14.5 % (长江证券), H1 2025 14.33 % (重庆商报)
+    q = table["quarter"][("seres", "selling_expense_ratio")]
+    assert q["value"] == pytest.approx(0.145) and "stated_ratio" in q["flags"]
+    h1 = table["ytd"][("seres", "selling_expense_ratio")]
+    assert h1["value"] == pytest.approx(0.1433) and "stated_ratio" in h1["flags"]
+    # SERES Q2 revenue = H1 62,401,722,813.80 yuan - Q1 191.5亿 (broker, rounded)
+    assert table["quarter"][("seres", "revenue")]["value"] == pytest.approx(62_401.7228138 - 19_150, abs=0.01)

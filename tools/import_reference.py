@@ -150,6 +150,12 @@ def main(ref_dir):
                         "note": f"reported as: {row['line_item_reported']}. {row['note']}".strip(),
                     }
                 )
+    # Figures found later in the stored public pages, each with its URL and excerpt (tools/supplement.csv).
+    supplement = Path(__file__).with_name("supplement.csv")
+    with open(supplement, newline="", encoding="utf-8") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            company = row.pop("company")
+            out.setdefault(company, []).append({**row, "ref": f"tools/supplement.csv:{line}"})
     dest = Path("data/financials")
     dest.mkdir(parents=True, exist_ok=True)
     for company, rows in sorted(out.items()):

@@ -138,11 +138,12 @@ def build_findings(
 
     everyone = [subject] + [c for g in groups for c in g.members]
     for m in MOVE_METRICS:
-        moves = [(abs(val(c, m)[0]), c) for c in everyone if val(c, m)[0] is not None]
+        level = "revenue" if m == "revenue_yoy" else "gross_margin"
+        # the sentence states the change and the level it led to, so both must be known
+        moves = [(abs(val(c, m)[0]), c) for c in everyone if val(c, m)[0] is not None and val(c, level)[0] is not None]
         if not moves:
             continue
         _, c = max(moves)
-        level = "revenue" if m == "revenue_yoy" else "gross_margin"
         level_value = shown(c, level) if m != "revenue_yoy" else f"RMB {fmt_value(val(c, level)[0], 'rmb_mn')} million"
         out.sentences.append(
             t["largest_move"].format(

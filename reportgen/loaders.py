@@ -405,11 +405,15 @@ def load_financials(
                     reported.add((company.id, item))
             return True
 
-        with open(path, "rb") as fh:  # the header decides which column holds the period
-            first = fh.readline().decode("utf-8-sig", errors="replace")
-        names = [h.strip() for h in next(csv.reader([first]), [])]
-        if "period" in names and path.suffix.lower() == ".csv":
-            cols.update({n: i for i, n in enumerate(names)})
+        if path.suffix.lower() == ".csv":
+            with open(path, "rb") as fh:  # the header decides which column holds the period
+                first = fh.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+            try:
+                names = [h.strip() for h in next(csv.reader([first]), [])]
+            except csv.Error:
+                names = []  # _read_table reports the problem with its line
+            if "period" in names:
+                cols.update({n: i for i, n in enumerate(names)})
     header, rows = _read_table(path, rel, skip)
     for col in FINANCIAL_COLUMNS:
         if col not in header:

@@ -29,8 +29,12 @@ def free_port() -> int:
 
 
 def smtp_env(port: int) -> dict[str, str]:
-    return {"REPORTGEN_SMTP_HOST": "127.0.0.1", "REPORTGEN_SMTP_PORT": str(port), "REPORTGEN_SMTP_SECURITY": "none",
-            "REPORTGEN_MAIL_FROM": "briefings@example.test"}
+    return {
+        "REPORTGEN_SMTP_HOST": "127.0.0.1",
+        "REPORTGEN_SMTP_PORT": str(port),
+        "REPORTGEN_SMTP_SECURITY": "none",
+        "REPORTGEN_MAIL_FROM": "briefings@example.test",
+    }
 
 
 @pytest.fixture

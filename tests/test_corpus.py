@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tomllib
 from pathlib import Path
 
@@ -49,6 +50,12 @@ def test_hostile_input(runner, tmp_path, name):
         assert not any((ws / "output").iterdir())  # no partial output
     if "stdout_contains" in case:
         assert case["stdout_contains"] in res.stdout
+    # validate reports the same data or config problem, at the same place
+    where = case["stderr"].removeprefix("Error: ").split(": ")[0]
+    at_line = re.search(r":\d+$", where)
+    if case["exit"] == 1 and at_line and where.startswith(("data/", "reportgen.toml")) and case["args"][0] == "metrics":
+        val = runner.invoke(cli, ["-C", str(target), "validate"])
+        assert val.exit_code == 1 and where in val.stderr, val.stderr
 
 
 LABELS, OVERRIDES = loaders.load_labels(REPO)

@@ -40,6 +40,14 @@ def _short(label: str, n: int = 18) -> str:
     return label if len(label) <= n else label[: n - 1] + "…"
 
 
+def _wrap(label: str, width: int = 13) -> str:
+    """A long name on two lines under its bar (then shortened)."""
+    import textwrap
+
+    lines = textwrap.wrap(label, width) or [label]
+    return "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
+
+
 def _figure(w=6.6, h=2.9):
     import matplotlib
 
@@ -70,10 +78,10 @@ def _svg(fig) -> str:
 
 
 def _pct(ax, axis="y"):
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import PercentFormatter
 
-    fmt = FuncFormatter(lambda v, _: f"{v * 100:.0f}%")
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+    # decimals=None: as many decimals as the tick spacing needs (6.5% is not labelled 6%)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
 
 
 def bar_chart(bars: list[Bar], title: str, ylabel: str, median: float | None, median_label: str) -> str:
@@ -106,7 +114,7 @@ def bar_chart(bars: list[Bar], title: str, ylabel: str, median: float | None, me
             fontsize=7.5,
             color=PALETTE["median"],
         )
-    ax.set_xticks(list(xs), [_short(b.label) for b in bars])
+    ax.set_xticks(list(xs), [_wrap(b.label) for b in bars])
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left")
     ax.set_ylim(min(0, min(values) * 1.2), top * 1.25)
@@ -121,6 +129,8 @@ def trend_chart(quarters: list[str], series: list[Series], title: str, ylabel: s
     fig, ax = _figure()
     xs = list(range(len(quarters)))
     for i, s in enumerate(series):
+        if all(v is None for v in s.values):
+            continue  # no point to draw: left out of the legend too (the caption says gaps are missing data)
         ys = [math.nan if v is None else v for v in s.values]
         color = PALETTE["subject"] if s.subject else LINE_COLORS[i % len(LINE_COLORS)]
         ax.plot(

@@ -141,6 +141,8 @@ def metrics(ctx, quarter, basis, fmt, peer_stats):
     """Print the computed metric table: one record per (company, metric).
 
     Values are plain fractions for ratios and growth (0.065 = 6.5%) and RMB million for amounts.
+    Metric ids: revenue, revenue_yoy, revenue_qoq, gross_margin, gross_margin_yoy_pp, selling_expense_ratio,
+    admin_expense_ratio, rnd_ratio, operating_margin, net_margin.
 
     \b
     Example:
@@ -311,7 +313,7 @@ def run_cmd(ctx, now):
 @click.option("--test-to", metavar="ADDRESS", help="Send one preview copy to ADDRESS only (recorded apart).")
 @click.pass_context
 def send(ctx, quarter, list_name, dry_run, resend, test_to):
-    """Mail the edition's PDF to the mailing lists, each recipient once (building it first if needed).
+    """Mail the edition (the PDF, and HTML or XLSX where a list asks) to each recipient once; builds it first if needed.
 
     SMTP settings come from the environment: REPORTGEN_SMTP_HOST, _PORT, _USER, _PASSWORD, _SECURITY
     (starttls, ssl or none) and REPORTGEN_MAIL_FROM. Exit status is non-zero when anyone was not delivered.

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .config import MailList, Settings
 
 LOG = logging.getLogger("reportgen.deliver")
+# the findings carry footnote marks as superscript letters (reportgen.findings); the mail explains them
+_SUPERSCRIPT = {"a": "ᵃ", "d": "ᵈ", "s": "ˢ", "c": "ᶜ", "t": "ᵗ", "p": "ᵖ", "r": "ʳ", "n": "ⁿ", "x": "ˣ"}
 #: the ledger lives in the workspace's output/ folder, next to the editions
 LEDGER_NAME = ".ledger.sqlite3"
 #: held (flock) while a list is being sent, so two sends of one workspace never mail anyone twice
@@ -190,12 +192,16 @@ def build_message(
     text = [title, f"Edition of {date}.", "", "Key findings:", ""]
     text += [f"{i}. {s}" for i, s in enumerate(findings, 1)] or ["(none in this edition)"]
     text += ["", *notes] if notes else []
+    marks = [f"{_SUPERSCRIPT.get(f['mark'], f['mark'])} {f['text']}" for f in manifest.get("footnotes", [])]
+    text += ["", "Marks: " + "; ".join(marks) + "."] if marks else []
     text += ["", f"Attached: {', '.join(names)}." if names else "The briefing is not attached to this message."]
     # Quoted-printable keeps the message 7-bit clean, so servers without 8BITMIME pass it on unchanged.
     msg.set_content("\n".join(text) + "\n", cte="quoted-printable")
     esc = html.escape
     items = "".join(f"<li>{esc(s)}</li>" for s in findings) or "<li>(none in this edition)</li>"
     extra = "".join(f'<p style="color:#555">{esc(n)}</p>' for n in notes)
+    if marks:
+        extra += f'<p style="color:#555;font-size:smaller">Marks: {esc("; ".join(marks))}.</p>'
     attached = f"<p>Attached: {esc(', '.join(names))}.</p>" if names else ""
     msg.add_alternative(
         f'<!DOCTYPE html><html><body style="font-family:sans-serif"><h2>{esc(title)}</h2><p>Edition of {esc(date)}.'

@@ -224,14 +224,31 @@ def _pdf_created(edition_date: date) -> datetime:
 
 
 def input_files(ctx: Context) -> list[Path]:
-    """The whole files an edition depends on: config, registry, label map, FX rates, templates."""
+    """The whole files an edition depends on: registry, label map, FX rates, templates (reportgen.toml counts
+    only for the settings that shape the briefing, see edition_settings)."""
     root = ctx.root
-    files = [root / config.CONFIG_NAME, root / "data" / "companies.toml", root / "data" / "labels.toml"]
+    files = [root / "data" / "companies.toml", root / "data" / "labels.toml"]
     files += [root / "data" / "fx.csv"] if (root / "data" / "fx.csv").exists() else []
     tdir = root / "templates"
     if tdir.is_dir():
         files += sorted(p for p in tdir.rglob("*") if p.is_file())
     return files
+
+
+def edition_settings(settings: config.Settings) -> dict:
+    """The settings an edition's content depends on. Mailing lists, the owner and the schedule are not among
+    them: adding a recipient must not make a new edition that everyone receives again."""
+    return {
+        "subject": settings.subject,
+        "title": settings.title,
+        "author": settings.author,
+        "confidentiality": settings.confidentiality,
+        "metrics": list(settings.metrics),
+        "section_metric": settings.section_metric,
+        "slightly_pp": settings.slightly_pp,
+        "trend_quarters": settings.trend_quarters,
+        "groups": [[g.id, g.label, list(g.members)] for g in settings.groups],
+    }
 
 
 _ROW_FIELDS = ("quarter", "basis", "label", "value", "unit", "currency", "vintage", "report", "source_url")
@@ -242,7 +259,10 @@ def inputs_hash(ctx: Context, quarter: Quarter) -> tuple[str, list[dict]]:
     and of the financials only the rows of the quarters it shows (with their file and line, which the briefing
     cites). So a peer publishing a later quarter does not make an earlier edition new; a restated figure does."""
     h = hashlib.sha256(f"reportgen {__version__} {quarter}\n".encode())
-    listed = []
+    shaping = json.dumps(edition_settings(ctx.settings), sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(shaping.encode()).hexdigest()
+    h.update(f"{config.CONFIG_NAME} [report] [groups] {digest}\n".encode())
+    listed = [{"path": config.CONFIG_NAME, "settings_sha256": digest}]
     for p in input_files(ctx):
         digest = hashlib.sha256(p.read_bytes()).hexdigest()
         rel = p.relative_to(ctx.root).as_posix()
@@ -292,7 +312,7 @@ def _render_edition(ctx: Context, q: Quarter, edition_date: date, templates: dic
         "metrics.csv": export.csv_text(table).encode("utf-8"),
         "metrics.xlsx": export.xlsx_bytes(table),
     }
-    summary = {k: b[k] for k in ("title", "findings", "notes", "chart_count", "not_reported")}
+    summary = {k: b[k] for k in ("title", "findings", "notes", "footnotes", "chart_count", "not_reported")}
     return payload, summary
 
 
@@ -590,6 +610,8 @@ def send(
             "no mailing lists: add [mail.lists.NAME] with to = [...] to reportgen.toml", ctx.settings.path
         )
     names = [list_name] if list_name else [ml.name for ml in ctx.settings.mail_lists]
+    if test_to is not None:
+        names = names[:1]  # a preview is one copy to one address, whatever the number of lists
     edition = build(root, [quarter], progress=say, only_if_changed=True, ctx=ctx)[0]
     kw = {k: v for k, v in (("env", env), ("connect", connect), ("sleep", sleep)) if v is not None}
     reports = []

@@ -146,3 +146,44 @@ def test_two_runs_started_together_build_and_send_once(tmp_path, smtp):  # noqa:
     ).stdout
     assert hist.count("  build  ") == 1
     assert sorted(r for rs, _ in handler.received for r in rs) == ["ceo@example.test", "cfo@example.test"]
+
+
+TWO_LISTS = """
+[mail.lists.board]
+to = ["ceo@example.test", "cfo@example.test"]
+[mail.lists.analysts]
+to = ["analyst@example.test"]
+"""
+
+
+def test_adding_a_recipient_mails_only_the_new_one(runner, tmp_path, smtp):  # noqa: F811
+    handler, port = smtp
+    ws = write_mini(tmp_path / "w", {})
+    cfg = ws / "reportgen.toml"
+    cfg.write_text(cfg.read_text() + TWO_LISTS)
+    send = ["-C", str(ws), "send", "--quarter", "2025Q2"]
+    assert runner.invoke(cli, send, env=_env(port)).exit_code == 0
+    assert len(handler.received) == 3
+    edition = (ws / "output" / "2025Q2" / "manifest.json").read_text()
+    cfg.write_text(
+        cfg.read_text().replace('"analyst@example.test"]', '"analyst@example.test", "new@example.test"]')
+        + '[schedule]\ncron = "0 9 1 * *"\n'
+    )
+    res = runner.invoke(cli, send, env=_env(port))
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[1].startswith("analysts: 1 sent, 1 already had it")
+    assert [r for r, _ in handler.received[3:]] == [["new@example.test"]]
+    assert (ws / "output" / "2025Q2" / "manifest.json").read_text() == edition  # same edition, not rebuilt
+
+
+def test_test_to_sends_one_copy_whatever_the_lists(runner, tmp_path, smtp):  # noqa: F811
+    handler, port = smtp
+    ws = write_mini(tmp_path / "w", {})
+    (ws / "reportgen.toml").write_text((ws / "reportgen.toml").read_text() + TWO_LISTS)
+    res = runner.invoke(
+        cli, ["-C", str(ws), "send", "--quarter", "2025Q2", "--test-to", "me@example.test"], env=_env(port)
+    )
+    assert res.exit_code == 0, res.output
+    assert [r for r, _ in handler.received] == [["me@example.test"]]
+    text = handler.received[0][1].get_body(("plain",)).get_content()
+    assert "Marks: " in text  # the findings' footnote marks are explained in the mail

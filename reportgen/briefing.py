@@ -116,7 +116,7 @@ def assemble(ctx, quarter: Quarter, edition_date: date, templates: dict | None =
         ]
         bar_svg = charts.bar_chart(
             bars,
-            f"{sm.label}, {quarter}: {subj.name} and {g.label} peers",
+            f"{sm.label}, {quarter}",
             f"{sm.label} (% of revenue)",
             med["median"] if med["n"] else None,
             "peer median",
@@ -148,7 +148,22 @@ def assemble(ctx, quarter: Quarter, edition_date: date, templates: dict | None =
                         _cell(by[(c, "gross_margin")], "ratio"),
                         _cell(by[(c, "gross_margin_yoy_pp")], "pp"),
                         _cell(by[(c, sm.id)], sm.unit),
-                        _cell({"value": prior.value, "flags": sorted(prior.flags), "reason": prior.reason}, sm.unit),
+                        # a prior-year figure on a basis a later policy change replaced is not shown beside this year's
+                        _cell(
+                            {
+                                "value": None if prior.old_basis else prior.value,
+                                "flags": sorted(prior.flags),
+                                "reason": prior.reason
+                                or (
+                                    "as first published, before "
+                                    + ", ".join(sorted(prior.old_basis))
+                                    + "; not comparable"
+                                    if prior.old_basis
+                                    else ""
+                                ),
+                            },
+                            sm.unit,
+                        ),
                         _cell({"value": change.value, "flags": sorted(change.flags), "reason": change.reason}, "pp"),
                     ]
                     if reported[c]

@@ -48,7 +48,7 @@ def _wrap(label: str, width: int = 13) -> str:
     return "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
 
 
-def _figure(w=6.6, h=2.9):
+def _figure(w=6.6, h=2.5):
     import matplotlib
 
     matplotlib.rcParams.update(
@@ -102,18 +102,11 @@ def bar_chart(bars: list[Bar], title: str, ylabel: str, median: float | None, me
             va="bottom",
             fontsize=8,
             color=PALETTE["muted"] if b.value is None else "#212529",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6},  # readable over the median line
         )
-    if median is not None:
+    if median is not None:  # named in the title, so its label never sits on a bar
         ax.axhline(median, color=PALETTE["median"], linestyle="--", linewidth=1)
-        ax.text(
-            len(bars) - 0.5,
-            median,
-            f" {median_label} {median * 100:.1f}%",
-            va="bottom",
-            ha="right",
-            fontsize=7.5,
-            color=PALETTE["median"],
-        )
+        title = f"{title}; {median_label} {median * 100:.1f}% (dashed)"
     ax.set_xticks(list(xs), [_wrap(b.label) for b in bars])
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left")

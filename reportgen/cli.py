@@ -150,7 +150,7 @@ def metrics(ctx, quarter, basis, fmt, peer_stats):
     """
     from . import export, pipeline
 
-    c = pipeline.open_workspace(workspace_of(ctx), [quarter])
+    c = pipeline.open_workspace(workspace_of(ctx), [quarter], trend=False)
     table = pipeline.metric_table(c, quarter, basis)
     if peer_stats:
         table = pipeline.group_stats(c, table)

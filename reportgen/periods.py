@@ -27,6 +27,9 @@ class Quarter:
     def __str__(self) -> str:
         return f"{self.year}Q{self.q}"
 
+    def __hash__(self) -> int:  # quarters key most lookups; hashing the index beats hashing a field tuple
+        return self.year * 4 + self.q
+
     @property
     def index(self) -> int:
         """Quarters since year 0, so that differences count quarters."""

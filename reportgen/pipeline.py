@@ -76,25 +76,26 @@ def check_settings(settings: config.Settings, companies: dict) -> None:
             )
 
 
-def quarter_window(quarters, settings: config.Settings) -> set[str]:
-    """The quarters a briefing of `quarters` can touch: its trend, year-earlier figures, and the earlier
-    quarters of each fiscal year that de-cumulation and year-to-date sums need."""
+def quarter_window(quarters, settings: config.Settings, trend: bool = True) -> set[str]:
+    """The quarters a briefing of `quarters` can touch: its trend (unless `trend` is False, as for the metric
+    table alone), year-earlier figures, and the earlier quarters of each fiscal year that de-cumulation and
+    year-to-date sums need."""
     if not quarters:
         return set()
-    lo = min(quarters).shift(-(settings.trend_quarters - 1) - 4 - 3)
+    lo = min(quarters).shift(-((settings.trend_quarters - 1) if trend else 0) - 4 - 3)
     return {str(Quarter.from_index(i)) for i in range(lo.index, max(quarters).index + 1)}
 
 
-def open_workspace(root: Path, quarters=None) -> Context:
+def open_workspace(root: Path, quarters=None, trend: bool = True) -> Context:
     """Read settings and data for the configured companies (only the quarters a briefing of `quarters` needs,
-    when given); raises ReportgenError on the first problem."""
+    when given; without its trend when `trend` is False); raises ReportgenError on the first problem."""
     root = Path(root)
     if not root.is_dir():
         raise ConfigError("workspace folder not found; pass -C DIR with an existing folder", str(root))
     settings = config.load_settings(root)
     data = loaders.load_workspace(root, company_ids=[])
     check_settings(settings, data.companies)
-    window = quarter_window(quarters, settings) if quarters else None
+    window = quarter_window(quarters, settings, trend) if quarters else None
     for cid in settings.companies:
         check_alignment(data.companies[cid])
         data.rows += loaders.load_financials(

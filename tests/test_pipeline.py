@@ -18,6 +18,8 @@ def test_reading_only_the_needed_quarters_changes_nothing(quarter, basis):
     full = pipeline.metric_table(pipeline.open_workspace(REPO), q, basis)
     windowed = pipeline.metric_table(pipeline.open_workspace(REPO, [q]), q, basis)
     assert export.csv_text(windowed) == export.csv_text(full)
+    narrow = pipeline.metric_table(pipeline.open_workspace(REPO, [q], trend=False), q, basis)
+    assert export.csv_text(narrow) == export.csv_text(full)
 
 
 def test_init_writes_a_workspace_that_builds_metrics(runner, tmp_path):

@@ -82,6 +82,7 @@ def assemble(ctx, quarter: Quarter, edition_date: date, templates: dict | None =
             {
                 "text": fmt_value(stat[(g.id, m.id)]["median"] if stat[(g.id, m.id)]["n"] else None, m.unit),
                 "n": stat[(g.id, m.id)]["n"],
+                "marks": marks(stat[(g.id, m.id)]["flags"]),
             }
             for m in shown_metrics
         ]

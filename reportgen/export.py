@@ -96,5 +96,6 @@ def stats_text(stats: pd.DataFrame) -> str:
             f"{r['group']:<18}{r['metric']:<24}{fmt_value(_clean(r['median']), unit):>10}"
             f"{fmt_value(_clean(r['mean']), unit):>10}{r['n']:>4}"
             f"{fmt_value(_clean(r['subject_value']), unit):>10}  {rank}"
+            + (f"  [{marks(r['flags'])}: includes {', '.join(r['flags'])}]" if r["flags"] else "")
         )
     return "\n".join(lines)

@@ -396,7 +396,7 @@ def load_financials(
             """Rows of well-formed quarters outside the window, noting which items the company reports."""
             if not cols:
                 return False
-            p = values[cols["period"]].strip() if len(values) > cols["period"] else ""
+            p = values[cols["period"]].strip().upper() if len(values) > cols["period"] else ""
             if p in periods or not _QUARTER_TEXT.match(p):
                 return False
             if reported is not None and "label" in cols and len(values) > cols["label"]:
@@ -430,7 +430,7 @@ def load_financials(
     seen: dict[tuple, int] = {}
     for line, r in rows:
         if periods is not None:  # .xlsx rows (CSV rows outside the window were skipped while reading)
-            p = (r.get("period") or "").strip()
+            p = (r.get("period") or "").strip().upper()
             if p not in periods and _QUARTER_TEXT.match(p):
                 if reported is not None and (r.get("label") or "").strip() in label_map:
                     reported.add((company.id, label_map[r["label"].strip()]))

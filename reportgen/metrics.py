@@ -160,7 +160,8 @@ FLAG_NOTES = {
     "source_quarter": "single-quarter figure as computed by a source or printed by the company, not by reportgen",
     "summed_quarters": "year to date as the sum of single-quarter reports",
     "fx_converted": "converted to RMB at the period-average rate in data/fx.csv",
-    "policy_change": "compares figures across an accounting policy change (e.g. CAS Interpretation No. 18)",
+    "policy_change": "compares figures across an accounting policy change (e.g. CAS Interpretation No. 18) or "
+    "with a year that a later report restated",
     "restated": "uses a figure as restated in a later report",
     "total_net_profit": "net profit including minority interests (attributable figure not reported)",
     "missing": "not available",
@@ -203,8 +204,8 @@ def _level(norm: Normalizer, company, q, basis, metric: Metric) -> Result:
             usual = all(norm.reports(company, i) for i in v.inputs)
             reasons.append((0 if usual else 1, len(reasons), gaps[0].reason))
             continue
-        if "revenue" in v.inputs and figs[v.inputs.index("revenue")].value <= 0:
-            reasons.append(f"revenue for {q} is not positive")
+        if "revenue" in v.inputs[1:] and figs[v.inputs.index("revenue")].value <= 0:  # a ratio to revenue
+            reasons.append((0, len(reasons), f"revenue for {q} is not positive, so no ratio to it"))
             continue
         value = v.fn(*(f.value for f in figs))
         flags = frozenset().union(*(f.flags for f in figs)) | ({v.flag} if v.flag else set())
@@ -213,6 +214,18 @@ def _level(norm: Normalizer, company, q, basis, metric: Metric) -> Result:
         old = frozenset().union(*(f.old_basis for f in figs))
         return Result(value, flags, "", tuple(s for f in figs for s in f.sources), old)
     return Result(None, frozenset({"missing"}), min(reasons)[2] if reasons else "no formula applies", ())
+
+
+def _level_published(norm: Normalizer, company, q, basis, metric: Metric) -> Result:
+    """A level metric from figures as first published only."""
+    for v in metric.variants:
+        figs = [norm.get(company, q, basis, item, "published") for item in v.inputs]
+        if any(f.missing for f in figs) or ("revenue" in v.inputs[1:] and figs[v.inputs.index("revenue")].value <= 0):
+            continue
+        flags = frozenset().union(*(f.flags for f in figs)) | ({v.flag} if v.flag else set())
+        old = frozenset().union(*(f.old_basis for f in figs))
+        return Result(v.fn(*(f.value for f in figs)), flags, "", tuple(s for f in figs for s in f.sources), old)
+    return Result(None, frozenset({"missing"}), "", ())
 
 
 def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: Metric) -> Result:
@@ -230,8 +243,33 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
         return Result(None, frozenset({"missing"}), now.reason, ())
     if prior.value is None:
         return Result(None, frozenset({"missing"}), f"no {base.label.lower()} for {prior_q}: {prior.reason}", ())
+    restated = {"restated"}
+    if (
+        not now.flags & restated
+        and prior.flags & restated
+        and norm.fiscal_year(company, q) == norm.fiscal_year(company, prior_q)
+    ):
+        # within one fiscal year a figure as first published is compared with the others as first published
+        prior = _level_published(norm, company, prior_q, basis, base)
+        if prior.value is None:
+            return Result(
+                None,
+                frozenset({"missing"}),
+                f"{base.label.lower()} for {prior_q} exists only as restated "
+                f"and {q} only as first published; not compared across the two",
+                (),
+            )
     flags = now.flags | prior.flags
     if now.old_basis != prior.old_basis:
+        flags |= {"policy_change"}
+    # a later report restated the prior year but only its first-published figure is at hand (or the reverse)
+    prior_year_restated = (company, norm.fiscal_year(company, prior_q)) in norm.restated_years
+    if (
+        not prior.flags & restated
+        and prior_year_restated
+        and not now.flags & restated
+        and norm.fiscal_year(company, q) != norm.fiscal_year(company, prior_q)
+    ):
         flags |= {"policy_change"}
     if metric.kind == "yoy_pp":
         value = now.value - prior.value
@@ -293,7 +331,9 @@ def peer_stats(table: pd.DataFrame, subject: str, groups) -> pd.DataFrame:
     for g in groups:
         part = table[table.company.isin(g.members)]
         for m in METRICS:
-            vals = part.loc[part.metric == m.id, "value"].dropna().astype(float)
+            rows_m = part[(part.metric == m.id) & part.value.notna()]
+            vals = rows_m["value"].astype(float)
+            used = sorted({f for fl in rows_m["flags"] for f in fl if f in ("sga_proxy", "stated_ratio")})
             sv = subj.get(m.id)
             sv = None if sv is None or (isinstance(sv, float) and math.isnan(sv)) else float(sv)
             rank = None
@@ -312,6 +352,8 @@ def peer_stats(table: pd.DataFrame, subject: str, groups) -> pd.DataFrame:
                     "subject_value": sv,
                     "subject_rank": rank if sv is not None else None,
                     "ranked": int(len(vals)) + (1 if sv is not None else 0),
+                    # proxies and stated ratios among the values: the median and rank carry their marks
+                    "flags": used,
                 }
             )
     return pd.DataFrame.from_records(rows)

@@ -88,12 +88,15 @@ class Normalizer:
         self._rows: dict[tuple, dict[str, tuple[float, dict, frozenset, frozenset]]] = {}
         self._memo: dict[tuple, Figure] = {}
         self._vintage: str | None = None
+        self._ytd_basis = False
         self.latest: dict[str, Quarter] = {}
         self._reported: set[tuple[str, str]] = set(reported)
         for cid in {r["company"] for r in rows}:
             check_alignment(companies[cid])
         none = frozenset()
         self._periods: set[tuple[str, Quarter]] = set()
+        #: (company, index of a fiscal year's first quarter) for fiscal years a later report restated
+        self.restated_years: set[tuple[str, int]] = set()
         store, reported, latest, periods = self._rows, self._reported, self.latest, self._periods
         for r in rows:
             cid, item, q, vintage = r["company"], r["item"], r["quarter"], r["vintage"]
@@ -112,6 +115,9 @@ class Normalizer:
                 found[vintage] = (value, r, flags, old)
             reported.add((cid, item))
             periods.add((cid, q))
+            if vintage == "restated":
+                fye = companies[cid].fiscal_year_end
+                self.restated_years.add((cid, q.index - (q.fiscal_quarter(fye) - 1) if fye in (3, 6, 9, 12) else 0))
             if item == "revenue":
                 prev = latest.get(cid)
                 if prev is None or q.index > prev.index:
@@ -179,6 +185,7 @@ class Normalizer:
             row = self._row(company, item, q, "3M" if basis == QUARTER else cum_basis)
             return self._figure(row) if row else missing(f"no {ITEM_LABELS[item]} for {q}")
         if basis == YTD or n == 1:
+            self._ytd_basis = basis == YTD
             return self._ytd(c, q, n, item)
         tries = [self._direct_quarter, self._decumulate]
         if c.reporting == "ytd":
@@ -187,6 +194,9 @@ class Normalizer:
         for f in tries:
             fig = f(c, q, n, item)
             if not fig.missing:
+                return fig
+            if "policy_refused" in fig.flags:
+                # a source's single quarter here would be that same subtraction across two bases
                 return fig
             reasons.append(fig.reason)
         return missing(reasons[0])  # the reason of the way this company's figure is normally had
@@ -208,7 +218,7 @@ class Normalizer:
             return missing(
                 f"{ITEM_LABELS[item]} {' and '.join(which)} not reported, so the single quarter {q} cannot be derived"
             )
-        problem = ""
+        problem, refused = "", False
         for vintage in (self._vintage,) if self._vintage else ("restated", "published"):
             now, prev = self._row(c.id, item, q, b_now, vintage), self._row(c.id, item, prev_q, b_prev, vintage)
             if not now or not prev:
@@ -223,14 +233,21 @@ class Normalizer:
                     f"{ITEM_LABELS[item]} {b_prev} to {prev_q} predates the policy change {ids} that {b_now} to {q} "
                     "follows; not subtracted across the two bases"
                 )
+                refused = True
                 continue
             value = now[0] - prev[0]
             flags = (now[2] | prev[2]) | {"derived_ytd"}
             return Figure(value, frozenset(flags), (self._source(now[1]), self._source(prev[1])), "", now[3] | prev[3])
-        return missing(problem)
+        fig = missing(problem)
+        return Figure(None, fig.flags | {"policy_refused"}, (), problem) if refused else fig
 
     def _ytd(self, c, q, n, item) -> Figure:
         """Year to date: the reported cumulative figure, else the sum of the fiscal year's single quarters."""
+        if self._ytd_basis and c.fiscal_year_end != 12:
+            return missing(
+                f"{c.name}'s fiscal year ends in month {c.fiscal_year_end}: its year to date is not the calendar "
+                "year to date the others show; compare single quarters instead"
+            )
         row = self._row(c.id, item, q, f"{3 * n}M")
         if row:
             return self._figure(row)
@@ -243,11 +260,21 @@ class Normalizer:
                 f"{ITEM_LABELS[item]} year to date {q}: no cumulative figure, and no single-quarter "
                 f"figure for {', '.join(gaps)} to add up"
             )
+        if len({p.vintage for p in parts}) > 1:
+            return missing(
+                f"{ITEM_LABELS[item]} year to date {q}: its quarters mix figures as first published and restated; "
+                "not added up"
+            )
         olds = {p.old_basis for p in parts}
         if len(olds) > 1:
             return missing(f"{ITEM_LABELS[item]} year to date {q}: its quarters straddle a policy change; not added up")
         flags = frozenset().union(*(p.flags for p in parts)) - {"source_quarter"} | {"summed_quarters"}
         return Figure(sum(p.value for p in parts), flags, tuple(s for p in parts for s in p.sources), "", olds.pop())
+
+    def fiscal_year(self, company: str, q: Quarter) -> int:
+        """Index of the first quarter of the fiscal year that `q` belongs to."""
+        fye = self.companies[company].fiscal_year_end
+        return q.index - (q.fiscal_quarter(fye) - 1) if fye in (3, 6, 9, 12) else q.index
 
     def reports(self, company: str, item: str) -> bool:
         """Whether the company reports the item in any period."""

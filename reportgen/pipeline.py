@@ -82,7 +82,8 @@ def quarter_window(quarters, settings: config.Settings, trend: bool = True) -> s
     year-to-date sums need."""
     if not quarters:
         return set()
-    lo = min(quarters).shift(-((settings.trend_quarters - 1) if trend else 0) - 4 - 3)
+    # a growth metric charted as the section metric needs its own year-earlier figure for the prior-year column
+    lo = min(quarters).shift(-max((settings.trend_quarters - 1) if trend else 0, 4) - 4 - 3)
     return {str(Quarter.from_index(i)) for i in range(lo.index, max(quarters).index + 1)}
 
 

@@ -125,7 +125,9 @@ def test_fiscal_year_ending_june_aligns_to_calendar_quarters():
     rows = [_row("2024Q3", "3M", "revenue", 100.0), _row("2024Q4", "6M", "revenue", 250.0)]
     n = Normalizer({"c": c}, rows, {})
     assert n.get("c", Quarter(2024, 4), QUARTER, "revenue").value == pytest.approx(150.0)
-    assert n.get("c", Quarter(2024, 4), YTD, "revenue").value == pytest.approx(250.0)
+    # its year to date runs from July: not the calendar year to date the others show
+    ytd = n.get("c", Quarter(2024, 4), YTD, "revenue")
+    assert ytd.missing and "fiscal year ends in month 6" in ytd.reason
 
 
 def test_fiscal_year_not_on_a_quarter_end_is_refused():
@@ -172,3 +174,71 @@ def test_source_single_quarter_used_when_cumulative_missing(runner, tmp_path):
     m = _metrics(runner, ws)
     assert m[("gamma", "revenue")]["value"] == pytest.approx(440.0)
     assert "source_quarter" in m[("gamma", "revenue")]["flags"]
+
+
+def test_growth_within_a_restated_year_compares_like_with_like():
+    # Q2 exists as restated (from a later report) and as first published; Q3 only as first published.
+    rows = [
+        _row("2024Q1", "3M", "revenue", 100.0),
+        _row("2024Q2", "6M", "revenue", 210.0),
+        _row("2024Q1", "3M", "revenue", 104.0, "restated", 5),
+        _row("2024Q2", "6M", "revenue", 218.0, "restated", 6),
+        _row("2024Q3", "9M", "revenue", 321.0, line=7),
+    ]
+    from reportgen.metrics import BY_ID, compute_one
+
+    n = Normalizer({"c": _company()}, rows, {})
+    qoq = compute_one(n, "c", Quarter(2024, 3), QUARTER, BY_ID["revenue_qoq"])
+    # Q3 = 321 - 210 (first published); against Q2 first published 210 - 100, not restated 218 - 104
+    assert qoq.value == pytest.approx((321 - 210) / (210 - 100) - 1)
+
+
+def test_prior_year_restated_but_only_first_published_at_hand_is_marked():
+    rows = [
+        _row("2024Q1", "3M", "revenue", 100.0),
+        _row("2023Q4", "3M", "revenue", 90.0, "restated", 3),
+        _row("2025Q1", "3M", "revenue", 120.0, line=4),
+        _row("2024Q1", "3M", "operating_profit", 5.0, line=5),
+    ]
+    from reportgen.metrics import BY_ID, compute_one
+
+    n = Normalizer({"c": _company(reporting="quarterly")}, rows, {})
+    # 2024 was restated (by the 2024Q1 restated comparative of another item? no: here 2023Q4 was restated)
+    assert "policy_change" not in compute_one(n, "c", Quarter(2025, 1), QUARTER, BY_ID["revenue_yoy"]).flags
+    rows.append(_row("2024Q1", "3M", "operating_profit", 6.0, "restated", 6))  # a later report restated 2024
+    n = Normalizer({"c": _company(reporting="quarterly")}, rows, {})
+    yoy = compute_one(n, "c", Quarter(2025, 1), QUARTER, BY_ID["revenue_yoy"])
+    assert yoy.value == pytest.approx(0.2) and "policy_change" in yoy.flags
+
+
+def test_zero_revenue_gives_a_reason_not_a_traceback(runner, tmp_path):
+    ws = write_mini(
+        tmp_path / "w",
+        {
+            "data/financials/gamma.csv": FIN_HEADER
+            + """
+        2025Q1,3M,营业收入,300000000,yuan,RMB,published,https://example.test/g
+        2025Q1,3M,营业成本,100000000,yuan,RMB,published,https://example.test/g
+        2025Q2,6M,营业收入,3,hundred_million,RMB,published,https://example.test/g
+        2025Q2,6M,营业成本,2,hundred_million,RMB,published,https://example.test/g
+    """
+        },
+    )
+    m = _metrics(runner, ws)
+    assert m[("gamma", "revenue")]["value"] == pytest.approx(0.0)
+    assert m[("gamma", "gross_margin")]["value"] is None
+    assert m[("gamma", "gross_margin")]["reason"] == "revenue for 2025Q2 is not positive, so no ratio to it"
+
+
+def test_lowercase_period_is_read_not_dropped(runner, tmp_path):
+    ws = write_mini(
+        tmp_path / "w",
+        {
+            "data/financials/gamma.csv": FIN_HEADER
+            + """
+        2025q1,3M,营业收入,300000000,yuan,RMB,published,https://example.test/g
+        2025q2,6M,营业收入,7.5,hundred_million,RMB,published,https://example.test/g
+    """
+        },
+    )
+    assert _metrics(runner, ws)[("gamma", "revenue")]["value"] == pytest.approx(450.0)

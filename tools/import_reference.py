@@ -90,7 +90,17 @@ COLUMNS = [
 ]
 
 
-def _label(row):
+# Rows whose revenue basis the research notes pin down although their label does not say it.
+LABEL_OVERRIDES = {
+    # Gree H1 2024 "revenue" 100.3bn (rounded): 976.19亿 营业总收入 H1-25 / (1 - 2.66%) = 1,002.9亿 matches it, while
+    # 营业收入 gives 973.25 / (1 - 2.46%) = 997.8亿 (growth rates quoted in appliances.csv:70-71).
+    ("appliances.csv", 58): "营业总收入",
+}
+
+
+def _label(row, name=None, line=None):
+    if (name, line) in LABEL_OVERRIDES:
+        return LABEL_OVERRIDES[(name, line)]
     item, raw, std = row["item"], row["line_item_reported"], row["standard"]
     if std == "CAS":
         if item == "revenue" and any(m in raw.lower() for m in TOTAL_REVENUE_MARKERS):
@@ -137,7 +147,7 @@ def main(ref_dir):
                     {
                         "period": row["period"],
                         "basis": row["basis"],
-                        "label": _label(row),
+                        "label": _label(row, name, line),
                         "value": row["value"],
                         "unit": row["unit"],
                         "currency": row["currency"],

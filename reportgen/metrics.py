@@ -194,10 +194,14 @@ def _inputs(norm: Normalizer, company, q, basis, items) -> list[Figure]:
     return figs
 
 
-def _level(norm: Normalizer, company, q, basis, metric: Metric) -> Result:
+def _level(norm: Normalizer, company, q, basis, metric: Metric, vintage: str | None = None) -> Result:
+    """A level metric from the latest figures (one vintage per ratio), or from one `vintage` only."""
     reasons = []
     for v in metric.variants:
-        figs: list[Figure] = _inputs(norm, company, q, basis, v.inputs)
+        if vintage:
+            figs: list[Figure] = [norm.get(company, q, basis, item, vintage) for item in v.inputs]
+        else:
+            figs = _inputs(norm, company, q, basis, v.inputs)
         gaps = [f for f in figs if f.missing]
         if gaps:
             # Prefer the reason of a route this company reports at all (CAS issuers print no gross profit).
@@ -214,18 +218,6 @@ def _level(norm: Normalizer, company, q, basis, metric: Metric) -> Result:
         old = frozenset().union(*(f.old_basis for f in figs))
         return Result(value, flags, "", tuple(s for f in figs for s in f.sources), old)
     return Result(None, frozenset({"missing"}), min(reasons)[2] if reasons else "no formula applies", ())
-
-
-def _level_published(norm: Normalizer, company, q, basis, metric: Metric) -> Result:
-    """A level metric from figures as first published only."""
-    for v in metric.variants:
-        figs = [norm.get(company, q, basis, item, "published") for item in v.inputs]
-        if any(f.missing for f in figs) or ("revenue" in v.inputs[1:] and figs[v.inputs.index("revenue")].value <= 0):
-            continue
-        flags = frozenset().union(*(f.flags for f in figs)) | ({v.flag} if v.flag else set())
-        old = frozenset().union(*(f.old_basis for f in figs))
-        return Result(v.fn(*(f.value for f in figs)), flags, "", tuple(s for f in figs for s in f.sources), old)
-    return Result(None, frozenset({"missing"}), "", ())
 
 
 def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: Metric) -> Result:
@@ -250,7 +242,7 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
         and norm.fiscal_year(company, q) == norm.fiscal_year(company, prior_q)
     ):
         # within one fiscal year a figure as first published is compared with the others as first published
-        prior = _level_published(norm, company, prior_q, basis, base)
+        prior = _level(norm, company, prior_q, basis, base, "published")
         if prior.value is None:
             return Result(
                 None,

@@ -12,32 +12,6 @@ from .conftest import FIN_HEADER, write_mini
 from .smtp_server import recording_smtp as smtp  # noqa: F401  (the SMTP server fixture)
 from .smtp_server import smtp_env as _env
 
-REGISTRY = """
-[alpha]
-name = "Alpha"
-name_zh = "阿尔法"
-ticker = "A"
-exchange = "HKEX"
-standard = "IFRS"
-currency = "RMB"
-reporting = "quarterly"
-[beta]
-name = "Beta"
-name_zh = "贝塔"
-ticker = "B"
-exchange = "HKEX"
-standard = "IFRS"
-currency = "RMB"
-reporting = "quarterly"
-[gamma]
-name = "Gamma"
-name_zh = "伽马"
-ticker = "G"
-exchange = "SZSE"
-standard = "CAS"
-currency = "RMB"
-reporting = "ytd"
-"""
 CONFIG = """
 [report]
 subject = "alpha"
@@ -57,17 +31,19 @@ def _row(q, basis, label, value):
 
 def _workspace(tmp_path):
     alpha = FIN_HEADER + "".join(_row(q, "3M", "Revenue", 1000 + 10 * i) for i, q in enumerate(QUARTERS))
-    return write_mini(
+    ws = write_mini(
         tmp_path / "ws",
         {
-            "data/companies.toml": REGISTRY,
             "reportgen.toml": CONFIG,
             "data/financials/alpha.csv": alpha,
             "data/financials/beta.csv": FIN_HEADER,
             "data/financials/gamma.csv": FIN_HEADER,
-            "data/fx.csv": None,
         },
     )
+    # the small workspace's registry, with Beta reporting in RMB (no FX rates needed over the year)
+    reg = ws / "data" / "companies.toml"
+    reg.write_text(reg.read_text(encoding="utf-8").replace('currency = "HKD"', 'currency = "RMB"'), encoding="utf-8")
+    return ws
 
 
 def _publish(ws, company, quarter):

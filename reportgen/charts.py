@@ -117,7 +117,7 @@ def bar_chart(bars: list[Bar], title: str, ylabel: str, median: float | None, me
     return _svg(fig)
 
 
-def trend_chart(quarters: list[str], series: list[Series], title: str, ylabel: str) -> str:
+def trend_chart(quarters: list[str], series: list[Series], title: str, ylabel: str, xlabel: str) -> str:
     """One line per company over the quarters shown; gaps where a value is missing."""
     fig, ax = _figure()
     xs = list(range(len(quarters)))
@@ -136,12 +136,13 @@ def trend_chart(quarters: list[str], series: list[Series], title: str, ylabel: s
             label=_short(s.label, 24),
         )
     ax.set_xticks(xs, quarters)
-    ax.set_xlabel("Calendar quarter")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left")
     ax.yaxis.grid(True, color=PALETTE["grid"], linewidth=0.6)
     _pct(ax)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7.5)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7.5)
     return _svg(fig)
 
 

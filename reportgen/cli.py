@@ -125,7 +125,41 @@ def quarter_option(required=True):
     return click.option("--quarter", type=QuarterType(), required=required, help="Calendar quarter, e.g. 2025Q2.")
 
 
-@cli.command()
+class MetricListType(click.ParamType):
+    """`revenue,gross_margin` -> a list of metric ids of the catalogue."""
+
+    name = "id,id"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        from .metrics import BY_ID
+
+        ids = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = [i for i in ids if i not in BY_ID]
+        if unknown or not ids:
+            self.fail(f"unknown metric '{unknown[0] if unknown else value}'; known: {', '.join(BY_ID)}", param, ctx)
+        return ids
+
+
+def _metrics_help() -> str:
+    from .metrics import METRICS
+
+    return ", ".join(m.id for m in METRICS)
+
+
+@cli.command(
+    help=f"""Print the computed metric table: one record per (company, metric).
+
+    Values are plain fractions for ratios and growth (0.065 = 6.5%) and RMB million for amounts.
+    Metric ids: {_metrics_help()}.
+
+    \b
+    Example:
+        reportgen metrics --quarter 2025Q2 --basis ytd --format csv > h1.csv
+        reportgen metrics --quarter 2025Q2 --metrics selling_expense_ratio,gross_margin --peer-stats
+    """
+)
 @quarter_option()
 @click.option(
     "--basis",
@@ -135,37 +169,26 @@ def quarter_option(required=True):
     help="Single quarter, or year to date (2025Q2 ytd = first half).",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--peer-stats", is_flag=True, help="Print group medians, means and the subject's rank instead.")
+@click.option("--metrics", "metric_ids", type=MetricListType(), help="Only these metrics (comma-separated ids).")
+@click.option("--peer-stats", is_flag=True, help="Add each group's median and mean and the subject's rank.")
 @click.pass_context
-def metrics(ctx, quarter, basis, fmt, peer_stats):
-    """Print the computed metric table: one record per (company, metric).
-
-    Values are plain fractions for ratios and growth (0.065 = 6.5%) and RMB million for amounts.
-    Metric ids: revenue, revenue_yoy, revenue_qoq, gross_margin, gross_margin_yoy_pp, selling_expense_ratio,
-    admin_expense_ratio, rnd_ratio, operating_margin, net_margin.
-
-    \b
-    Example:
-        reportgen metrics --quarter 2025Q2 --basis ytd --format csv > h1.csv
-    """
+def metrics(ctx, quarter, basis, fmt, metric_ids, peer_stats):
     from . import export, pipeline
 
     c = pipeline.open_workspace(workspace_of(ctx), [quarter], trend=False)
     table = pipeline.metric_table(c, quarter, basis)
-    if peer_stats:
-        table = pipeline.group_stats(c, table)
-        click.echo(
-            export.stats_text(table)
-            if fmt == "table"
-            else (table.to_csv(index=False) if fmt == "csv" else table.to_json(orient="records", indent=2))
-        )
-        return
+    stats = pipeline.group_stats(c, table) if peer_stats else None
+    if metric_ids:
+        table = table[table.metric.isin(metric_ids)]
+        stats = None if stats is None else stats[stats.metric.isin(metric_ids)]
     if fmt == "json":
-        click.echo(json.dumps(export.records(table), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(export.records(table, stats), ensure_ascii=False, indent=2))
     elif fmt == "csv":
-        click.echo(export.csv_text(table), nl=False)
+        click.echo(export.csv_text(table, stats), nl=False)
     else:
-        click.echo(export.table_text(table))
+        labels = {g.id: g.label for g in c.settings.groups}
+        shown = metric_ids or [m for m in c.settings.metrics if m in set(table.metric)]
+        click.echo(export.table_text(table, stats, shown, group_labels=labels, fit=not metric_ids))
 
 
 @cli.command()
@@ -337,7 +360,7 @@ def send(ctx, quarter, list_name, dry_run, resend, test_to):
 @cli.command()
 @click.pass_context
 def history(ctx):
-    """List past builds and deliveries from the workspace's ledger (output/.ledger.sqlite3).
+    """List past builds, deliveries and scheduled runs from the workspace's ledger (output/.ledger.sqlite3).
 
     \b
     Example:
@@ -350,7 +373,7 @@ def history(ctx):
         click.echo("no builds or deliveries yet", err=True)
         return
     for r in rows:
-        what = f"{r['list']} -> {r['recipient']}" if r["kind"] != "build" else ""
+        what = f"{r['list']} -> {r['recipient']}" if r["kind"] in ("mail", "test") else ""
         reply = f" ({' '.join(str(x) for x in (r['code'], r['reply']) if x)})" if r["status"] == "failed" else ""
         line = f"{r['at']}  {r['kind']:<5}  {r['quarter']}  {r['edition']}  {r['status']:<9}  {what}{reply}"
         click.echo(line.rstrip())

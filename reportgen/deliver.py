@@ -1,15 +1,15 @@
-"""Mail delivery: one message per recipient built from an edition, sent over SMTP exactly once, with a ledger."""
+"""Mail, the delivery channel: addresses, server settings from the environment, one message per recipient built
+from an edition, SMTP with retries, the failure notice to the owner. Outcomes go to whoever called (the ledger
+keeps them); nothing here writes to the workspace."""
 
 from __future__ import annotations
 
 import base64
+import enum
 import html
-import json
 import logging
-import os
 import re
 import smtplib
-import sqlite3
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -18,28 +18,18 @@ from datetime import datetime, timezone
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid, parseaddr
-from hashlib import sha256
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
+from .channel import DeliveryReport, Outcome, Parcel
 from .errors import DeliveryError
+from .i18n import Text
+from .model import SUPERSCRIPT
 
 if TYPE_CHECKING:
     from .config import MailList, Settings
 
 LOG = logging.getLogger("reportgen.deliver")
-# the findings carry footnote marks as superscript letters (reportgen.findings); the mail explains them
-_SUPERSCRIPT = {"a": "ᵃ", "d": "ᵈ", "s": "ˢ", "c": "ᶜ", "t": "ᵗ", "p": "ᵖ", "r": "ʳ", "n": "ⁿ", "x": "ˣ"}
-#: the ledger lives in the workspace's output/ folder, next to the editions
-LEDGER_NAME = ".ledger.sqlite3"
-#: held (flock) while a list is being sent, so two sends of one workspace never mail anyone twice
-SEND_LOCK_NAME = ".send.lock"
-#: what `attach = [...]` in a mailing list may name: file in the edition folder, MIME type
-ATTACHMENTS = {
-    "pdf": ("briefing.pdf", "application/pdf"),
-    "html": ("briefing.html", "text/html"),
-    "xlsx": ("metrics.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-}
 SECURITY_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 #: a second attempt waits BACKOFF s, the third 2 * BACKOFF s, ... (at most ATTEMPTS tries per recipient)
 ATTEMPTS = 4
@@ -168,14 +158,23 @@ def _fmt(addrs) -> str:
 
 
 def build_message(
-    manifest: dict, edition_dir: Path, mail_list: MailList, sender: str, recipient: str, *, test: bool = False
+    manifest: dict,
+    edition_dir: Path,
+    mail_list: MailList,
+    sender: str,
+    recipient: str,
+    *,
+    test: bool = False,
+    text: Text | None = None,
 ) -> EmailMessage:
     """One copy of the edition for `recipient`: subject from the list's template, the key findings as plain text
     and as an HTML alternative, the attachments the list asks for. To/Cc show the list; Bcc never appears.
     A `test` copy is addressed to the recipient alone and its subject starts with [TEST]."""
+    t = text or Text()
+    _ = t.gettext
     edition_dir = Path(edition_dir)
     msg = EmailMessage()
-    msg["Subject"] = ("[TEST] " if test else "") + _subject(mail_list.subject, manifest)
+    msg["Subject"] = (_("[TEST] ") if test else "") + _subject(mail_list.subject, manifest)
     msg["From"] = formataddr(parse_address(sender, "REPORTGEN_MAIL_FROM"))
     msg["To"] = _fmt([recipient] if test or not mail_list.to else mail_list.to)
     if mail_list.cc and not test:
@@ -187,31 +186,36 @@ def build_message(
 
     title, date = manifest["title"], manifest["edition_date"]
     findings, notes = list(manifest.get("findings", [])), list(manifest.get("notes", []))
-    files = [ATTACHMENTS[kind] for kind in mail_list.attach]
-    names = [f"{manifest['quarter']}-{name}" for name, _ in files]
-    text = [title, f"Edition of {date}.", "", "Key findings:", ""]
-    text += [f"{i}. {s}" for i, s in enumerate(findings, 1)] or ["(none in this edition)"]
-    text += ["", *notes] if notes else []
-    marks = [f"{_SUPERSCRIPT.get(f['mark'], f['mark'])} {f['text']}" for f in manifest.get("footnotes", [])]
-    text += ["", "Marks: " + "; ".join(marks) + "."] if marks else []
-    text += ["", f"Attached: {', '.join(names)}." if names else "The briefing is not attached to this message."]
+    parcel = Parcel(edition_dir, manifest, mail_list.name, tuple(mail_list.attach), test)
+    files = parcel.files()
+    names = [name for name, _ctype, _data in files]
+    none = _("(none in this edition)")
+    edition_of = _("Edition of {date}.").format(date=date)
+    body = [title, edition_of, "", _("Key findings:"), ""]
+    body += [f"{i}. {s}" for i, s in enumerate(findings, 1)] or [none]
+    body += ["", *notes] if notes else []
+    marks = [f"{SUPERSCRIPT.get(f['mark'], f['mark'])} {f['text']}" for f in manifest.get("footnotes", [])]
+    marks_line = _("Marks: {marks}.").format(marks="; ".join(marks)) if marks else ""
+    body += ["", marks_line] if marks else []
+    attached = _("Attached: {files}.").format(files=", ".join(names)) if names else ""
+    body += ["", attached or _("The briefing is not attached to this message.")]
     # Quoted-printable keeps the message 7-bit clean, so servers without 8BITMIME pass it on unchanged.
-    msg.set_content("\n".join(text) + "\n", cte="quoted-printable")
+    msg.set_content("\n".join(body) + "\n", cte="quoted-printable")
     esc = html.escape
-    items = "".join(f"<li>{esc(s)}</li>" for s in findings) or "<li>(none in this edition)</li>"
+    items = "".join(f"<li>{esc(s)}</li>" for s in findings) or f"<li>{esc(none)}</li>"
     extra = "".join(f'<p style="color:#555">{esc(n)}</p>' for n in notes)
     if marks:
-        extra += f'<p style="color:#555;font-size:smaller">Marks: {esc("; ".join(marks))}.</p>'
-    attached = f"<p>Attached: {esc(', '.join(names))}.</p>" if names else ""
+        extra += f'<p style="color:#555;font-size:smaller">{esc(marks_line)}</p>'
+    attached_html = f"<p>{esc(attached)}</p>" if names else ""
     msg.add_alternative(
-        f'<!DOCTYPE html><html><body style="font-family:sans-serif"><h2>{esc(title)}</h2><p>Edition of {esc(date)}.'
-        f"</p><h3>Key findings</h3><ol>{items}</ol>{extra}{attached}</body></html>\n",
+        f'<!DOCTYPE html><html><body style="font-family:sans-serif"><h2>{esc(title)}</h2><p>{esc(edition_of)}'
+        f"</p><h3>{esc(_('Key findings'))}</h3><ol>{items}</ol>{extra}{attached_html}</body></html>\n",
         subtype="html",
         cte="quoted-printable",
     )
-    for (name, ctype), filename in zip(files, names, strict=True):
+    for name, ctype, data in files:
         maintype, subtype = ctype.split("/")
-        msg.add_attachment((edition_dir / name).read_bytes(), maintype=maintype, subtype=subtype, filename=filename)
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return msg
 
 
@@ -220,170 +224,19 @@ def message_bytes(msg: EmailMessage) -> bytes:
     return msg.as_bytes(policy=policy.SMTP)
 
 
-# -- ledger -------------------------------------------------------------------------------------------------------
-class Ledger:
-    """SQLite record of what each server accepted or refused, per (edition, list, recipient), and of builds."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS deliveries (
-                edition TEXT NOT NULL, quarter TEXT NOT NULL, list TEXT NOT NULL, recipient TEXT NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('sent', 'failed')), test INTEGER NOT NULL DEFAULT 0,
-                smtp_code INTEGER, smtp_reply TEXT, at TEXT NOT NULL);
-            CREATE INDEX IF NOT EXISTS deliveries_key ON deliveries (edition, list, status, test);
-            CREATE TABLE IF NOT EXISTS builds (
-                quarter TEXT NOT NULL, edition TEXT NOT NULL, rebuilt INTEGER NOT NULL, at TEXT NOT NULL);
-            """
-        )
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def delivered(self, edition: str, list_name: str) -> set[str]:
-        """Recipients a server accepted for this edition and list (test copies excluded)."""
-        rows = self.db.execute(
-            "SELECT recipient FROM deliveries WHERE edition=? AND list=? AND status='sent' AND test=0",
-            (edition, list_name),
-        )
-        return {r[0] for r in rows}
-
-    def record(
-        self,
-        edition: str,
-        quarter: str,
-        list_name: str,
-        recipient: str,
-        status: str,
-        test: bool = False,
-        code: int | None = None,
-        reply: str = "",
-    ) -> None:
-        """Append one outcome and commit at once, so a crash right after never mails `recipient` again."""
-        with self.db:
-            self.db.execute(
-                "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?,?,?)",
-                (edition, quarter, list_name, recipient, status, int(test), code, reply, _now()),
-            )
-
-    def record_build(self, quarter: str, edition: str, rebuilt: bool) -> None:
-        """Append one build (or a check that found the edition unchanged)."""
-        with self.db:
-            self.db.execute("INSERT INTO builds VALUES (?,?,?,?)", (quarter, edition, int(rebuilt), _now()))
-
-    def history(self) -> list[dict]:
-        """Builds and deliveries, oldest first: at, kind (build|mail|test), quarter, edition, list, recipient,
-        status, code, reply."""
-        rows = self.db.execute(
-            "SELECT at, 'build', quarter, edition, '', '', CASE rebuilt WHEN 1 THEN 'built' ELSE 'unchanged' END, "
-            "NULL, '', 0 AS src, rowid FROM builds UNION ALL "
-            "SELECT at, CASE test WHEN 1 THEN 'test' ELSE 'mail' END, quarter, edition, list, recipient, status, "
-            "smtp_code, smtp_reply, 1 AS src, rowid FROM deliveries ORDER BY 1, 10, 11"
-        )
-        keys = ("at", "kind", "quarter", "edition", "list", "recipient", "status", "code", "reply")
-        return [dict(zip(keys, r[:9], strict=True)) for r in rows]
-
-    def close(self) -> None:
-        self.db.close()
-
-
-def open_ledger(root: Path) -> Ledger:
-    """The ledger of the workspace at `root` (output/.ledger.sqlite3)."""
-    return Ledger(Path(root) / "output" / LEDGER_NAME)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class _SendLock:
-    """Non-blocking flock on output/.send.lock; released by the kernel if the process dies."""
-
-    def __init__(self, path: Path):
-        self.path, self.fd = Path(path), None
-
-    def __enter__(self) -> _SendLock:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock (reportgen runs from cron/systemd; see schedule.RunLock)
-            return self
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = None
-            raise DeliveryError(
-                "another `reportgen send` or `run` is mailing from this workspace; try again when it has finished",
-                str(self.path),
-            ) from None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
 # -- SMTP ---------------------------------------------------------------------------------------------------------
-class Failure(NamedTuple):
-    """A recipient that was not delivered: the server's code (None when there was no reply) and reply text."""
+class Kind(enum.Enum):
+    """How bad an SMTP failure is: TEMPORARY is retried, PERMANENT fails this recipient, FATAL the whole list."""
 
-    recipient: str
-    code: int | None
-    reply: str
-
-
-@dataclass
-class DeliveryReport:
-    """What happened to one mailing list for one edition."""
-
-    list_name: str
-    edition: str
-    sent: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # the ledger says they already have this edition
-    failed: list[Failure] = field(default_factory=list)
-    written: list[Path] = field(default_factory=list)  # .eml files of a dry run
-    outbox: Path | None = None  # where a dry run wrote them
-    test: bool = False
-    notice: str = ""  # what became of the failure notice to the owner
-
-    @property
-    def ok(self) -> bool:
-        """True when nobody failed."""
-        return not self.failed
-
-    def summary(self) -> str:
-        """One line for people, e.g. `3 sent, 1 already had it, 1 failed: a@b.c (550 5.1.1 No such user)`."""
-        if self.outbox is not None:
-            parts = [f"dry run: {len(self.written)} written to {self.outbox}"]
-        elif self.test:
-            parts = [f"test copy sent to {self.sent[0]}" if self.sent else "test copy not sent"]
-        else:
-            parts = [f"{len(self.sent)} sent"]
-        if not self.test:
-            parts.append(f"{len(self.skipped)} already had it")
-        if self.failed:
-            parts.append(
-                f"{len(self.failed)} failed: "
-                + "; ".join(f"{f.recipient} ({f.code or 'no reply'} {f.reply})".replace(" )", ")") for f in self.failed)
-            )
-        if self.notice:
-            parts.append(self.notice)
-        return ", ".join(parts)
+    TEMPORARY = "temporary"
+    PERMANENT = "permanent"
+    FATAL = "fatal"
 
 
 class _Fail(Exception):
-    """One SMTP step failed. `kind`: temporary (retry), permanent (this recipient) or fatal (the whole list)."""
+    """One SMTP step failed, with the server's code and reply and how bad it is."""
 
-    def __init__(self, code: int | None, reply: str, kind: str, at_connect: bool = False):
+    def __init__(self, code: int | None, reply: str, kind: Kind, at_connect: bool = False):
         super().__init__(code, reply)
         self.code, self.reply, self.kind, self.at_connect = code, reply, kind, at_connect
 
@@ -393,35 +246,35 @@ def _text(resp) -> str:
     return " ".join(raw.split())
 
 
-def _kind(code: int, worst: str = "permanent") -> str:
-    """temporary for a 4xx reply, else `worst`."""
-    return "temporary" if 400 <= code < 500 else worst
+def _kind(code: int, worst: Kind = Kind.PERMANENT) -> Kind:
+    """TEMPORARY for a 4xx reply, else `worst`."""
+    return Kind.TEMPORARY if 400 <= code < 500 else worst
 
 
-def _open_failure(e: OSError, where: str) -> tuple[int | None, str, str]:
+def _open_failure(e: OSError, where: str) -> tuple[int | None, str, Kind]:
     """(code, reply, kind) for a failure to connect, greet, start TLS or log in. 4xx replies and network errors
     are temporary; anything else will not get better by retrying, so it stops the list."""
     if isinstance(e, smtplib.SMTPAuthenticationError):
         hint = "; check REPORTGEN_SMTP_USER and REPORTGEN_SMTP_PASSWORD" if e.smtp_code >= 500 else ""
-        return e.smtp_code, f"authentication refused: {_text(e.smtp_error)}{hint}", _kind(e.smtp_code, "fatal")
+        return e.smtp_code, f"authentication refused: {_text(e.smtp_error)}{hint}", _kind(e.smtp_code, Kind.FATAL)
     if isinstance(e, smtplib.SMTPResponseException):  # e.g. a greeting other than 220, or STARTTLS refused
-        return e.smtp_code, _text(e.smtp_error), _kind(e.smtp_code, "fatal")
+        return e.smtp_code, _text(e.smtp_error), _kind(e.smtp_code, Kind.FATAL)
     if isinstance(e, smtplib.SMTPNotSupportedError):
         fix = (
             "unset REPORTGEN_SMTP_USER or use the submission port"
             if "AUTH" in str(e)
             else "check REPORTGEN_SMTP_SECURITY"
         )
-        return None, f"{where}: {str(e).rstrip('.')}; {fix}", "fatal"
+        return None, f"{where}: {str(e).rstrip('.')}; {fix}", Kind.FATAL
     if isinstance(e, ssl.SSLCertVerificationError):
-        return None, f"{where}: TLS certificate not trusted ({e.verify_message})", "fatal"
+        return None, f"{where}: TLS certificate not trusted ({e.verify_message})", Kind.FATAL
     if isinstance(e, ssl.SSLError):
-        return None, f"{where}: TLS failed ({e}); check REPORTGEN_SMTP_SECURITY and REPORTGEN_SMTP_PORT", "fatal"
+        return None, f"{where}: TLS failed ({e}); check REPORTGEN_SMTP_SECURITY and REPORTGEN_SMTP_PORT", Kind.FATAL
     if isinstance(e, smtplib.SMTPServerDisconnected):
-        return None, f"{where} closed the connection", "temporary"
+        return None, f"{where} closed the connection", Kind.TEMPORARY
     if isinstance(e, smtplib.SMTPException):  # e.g. no login mechanism in common
-        return None, f"{where}: {e}", "fatal"
-    return None, f"cannot connect to {where}: {type(e).__name__}: {e}", "temporary"  # refused, unreachable, timeout
+        return None, f"{where}: {e}", Kind.FATAL
+    return None, f"cannot connect to {where}: {type(e).__name__}: {e}", Kind.TEMPORARY  # refused, unreachable, timeout
 
 
 class _Session:
@@ -465,15 +318,22 @@ class _Session:
             raise self._fail(code, reply, kind, at_connect=True) from None
         self.conn = conn
 
-    def send(self, envelope_from: str, rcpt: str, data: bytes) -> tuple[int, str]:
-        """MAIL, RCPT, DATA for one recipient: the server's (code, reply) on acceptance; raises _Fail."""
+    def send(self, envelope_from: str, rcpt: str, data: bytes, before_data=None) -> tuple[int, str]:
+        """MAIL, RCPT, DATA for one recipient: the server's (code, reply) on acceptance; raises _Fail.
+        `before_data()` is called once the server has accepted the recipient, right before the message goes."""
         self.open()
         conn = self.conn
+
+        def data_():
+            if before_data is not None:
+                before_data()
+            return conn.data(data)
+
         try:
             for verb, call, good in (
                 ("MAIL FROM", lambda: conn.mail(envelope_from), (250,)),
                 ("RCPT TO", lambda: conn.rcpt(rcpt), (250, 251)),
-                ("DATA", lambda: conn.data(data), (250,)),
+                ("DATA", data_, (250,)),
             ):
                 try:
                     code, resp = call()
@@ -481,12 +341,12 @@ class _Session:
                     code, resp = e.smtp_code, e.smtp_error
                 if code not in good:
                     # 5xx to MAIL FROM refuses the sender, i.e. every recipient: stop the list.
-                    kind = "fatal" if verb == "MAIL FROM" and code >= 500 else _kind(code)
+                    kind = Kind.FATAL if verb == "MAIL FROM" and code >= 500 else _kind(code)
                     self._reset(code)
                     raise self._fail(code, resp, kind)
         except (smtplib.SMTPServerDisconnected, OSError) as e:
             self.close()
-            raise self._fail(None, f"connection lost: {type(e).__name__}: {e}".rstrip(": "), "temporary") from None
+            raise self._fail(None, f"connection lost: {type(e).__name__}: {e}".rstrip(": "), Kind.TEMPORARY) from None
         return code, self._scrub(_text(resp))
 
     def _reset(self, code: int) -> None:
@@ -515,18 +375,18 @@ def _close(conn) -> None:
             pass
 
 
-def _send_one(session, envelope_from, rcpt, data, sleep, attempts, backoff, log) -> tuple[int, str]:
+def _send_one(session, envelope_from, rcpt, data, sleep, attempts, backoff, log, before_data=None) -> tuple[int, str]:
     """Deliver one copy with at most `attempts` tries, waiting backoff * 2**n s between them; raises _Fail."""
     attempt = 1
     while True:
         try:
-            return session.send(envelope_from, rcpt, data)
+            return session.send(envelope_from, rcpt, data, before_data)
         except _Fail as e:
-            if e.kind != "temporary":
+            if e.kind is not Kind.TEMPORARY:
                 raise
             if attempt >= attempts:
                 # Still failing to connect: the server is unreachable for everyone, not only for this recipient.
-                raise _Fail(e.code, e.reply, "fatal" if e.at_connect else "permanent", e.at_connect) from None
+                raise _Fail(e.code, e.reply, Kind.FATAL if e.at_connect else Kind.PERMANENT, e.at_connect) from None
             delay = backoff * 2 ** (attempt - 1)
             log.info(
                 "%s: temporary failure (%s %s); try %d of %d in %g s",
@@ -541,23 +401,9 @@ def _send_one(session, envelope_from, rcpt, data, sleep, attempts, backoff, log)
             attempt += 1
 
 
-# -- send_edition -------------------------------------------------------------------------------------------------
-def read_manifest(edition_dir: Path) -> dict:
-    """The edition's manifest.json, checked for the keys a message needs."""
-    path = Path(edition_dir) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DeliveryError("no edition here; run `reportgen build --quarter QUARTER` first", str(path)) from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DeliveryError(f"not valid JSON ({e}); rebuild the edition", str(path)) from None
-    for key in ("quarter", "edition", "title", "edition_date"):
-        if not isinstance(manifest.get(key), str):
-            raise DeliveryError(f"has no '{key}'; rebuild the edition", str(path), field=key)
-    return manifest
-
-
-def _pick_list(settings: Settings, list_name: str | None) -> MailList:
+# -- the mail channel ---------------------------------------------------------------------------------------------
+def pick_list(settings: Settings, list_name: str | None) -> MailList:
+    """The mailing list `list_name` (the only one when None)."""
     lists = {ml.name: ml for ml in settings.mail_lists}
     if not lists:
         raise DeliveryError("no mailing lists: add a [mail.lists.NAME] table with to = [...]", settings.path)
@@ -570,7 +416,7 @@ def _pick_list(settings: Settings, list_name: str | None) -> MailList:
     return lists[list_name]
 
 
-def _recipients(ml: MailList, settings: Settings, test_to: str | None, sender: str | None) -> list[str]:
+def recipients(ml: MailList, settings: Settings, test_to: str | None, sender: str | None) -> list[str]:
     """Every bare address of the list, in order, once each; all addresses checked before anything is sent."""
     problems, bare = [], []
     checks = [(a, f"mail.lists.{ml.name}.{k}") for k in ("to", "cc", "bcc") for a in getattr(ml, k)]
@@ -594,157 +440,104 @@ def _recipients(ml: MailList, settings: Settings, test_to: str | None, sender: s
     return bare
 
 
-def _check_files(edition_dir: Path, manifest: dict, ml: MailList) -> None:
-    """Every attachment exists and is the file the build wrote (sha256 in manifest.json)."""
-    listed = manifest.get("files", {})
-    for kind in ml.attach:
-        name = ATTACHMENTS[kind][0]
-        path = edition_dir / name
-        if not path.is_file():
-            raise DeliveryError(f"the edition has no {name}; rebuild it", str(edition_dir), field=f"attach {kind}")
-        want = listed.get(name, {}).get("sha256")
-        if want and sha256(path.read_bytes()).hexdigest() != want:
-            raise DeliveryError(
-                f"{name} is not the file this edition's build wrote (sha256 differs from manifest.json); rebuild it",
-                str(path),
-            )
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9@._+-]", "_", name).lstrip(".") or "_"
 
 
-def send_edition(
-    edition_dir: Path,
-    settings: Settings,
-    *,
-    list_name: str | None = None,
-    dry_run: bool = False,
-    resend: bool = False,
-    test_to: str | None = None,
-    env: Mapping[str, str] = os.environ,
-    connect: Callable | None = None,
-    sleep: Callable[[float], object] = time.sleep,
-    ledger: Ledger | None = None,
-    log: logging.Logger | logging.LoggerAdapter | None = None,
-    attempts: int | None = None,
-    backoff: float = BACKOFF,
-) -> DeliveryReport:
-    """Send a built edition to one mailing list (the only one when `list_name` is None), each recipient once.
-
-    All addresses are checked first. Recipients the ledger records as accepted for this edition and list are
-    skipped unless `resend`. `test_to` sends one copy to that address alone, recorded as a test. `dry_run` writes
-    the messages a real send would send as .eml files under edition_dir/outbox/LIST/ and records nothing.
-    Temporary (4xx) replies and dropped connections are retried: at most `attempts` tries per recipient (default
-    REPORTGEN_SMTP_RETRIES, else 4), waiting `backoff` * 2**n s between them through `sleep`. A permanent (5xx)
-    refusal fails that recipient only; an unreachable server or a refused login fails the rest of the list.
-    `connect(host, port, timeout=s)` makes the SMTP connection (default smtplib.SMTP, or SMTP_SSL for ssl).
-    The ledger defaults to the workspace's output/.ledger.sqlite3. When anyone was not delivered, the settings'
-    owner gets a notice (best effort, reported in `DeliveryReport.notice`).
-    """
-    if attempts is not None and attempts < 1:
-        raise ValueError("attempts must be at least 1")
-    log = log or LOG
-    edition_dir = Path(edition_dir)
-    manifest = read_manifest(edition_dir)
-    ml = _pick_list(settings, list_name)
-    sender_env = env.get("REPORTGEN_MAIL_FROM", "").strip()
-    recipients = _recipients(ml, settings, test_to, sender_env)
-    _check_files(edition_dir, manifest, ml)
-    smtp = None if dry_run else SmtpSettings.from_env(env)
-    attempts = attempts or (smtp.attempts if smtp else ATTEMPTS)
-    sender = smtp.sender if smtp else (sender_env or "reportgen@localhost.localdomain")
-    edition, quarter, test = manifest["edition"], manifest["quarter"], test_to is not None
-    build_message(manifest, edition_dir, ml, sender, recipients[0], test=test)  # a bad template fails before sending
-    report = DeliveryReport(ml.name, edition, test=test)
-    ledger_path = ledger.path if ledger is not None else edition_dir.parent / LEDGER_NAME
-
-    if dry_run:
-        done = set()
-        if not (resend or test) and ledger is not None:
-            done = ledger.delivered(edition, ml.name)
-        elif not (resend or test) and ledger_path.exists():  # a dry run never creates the ledger
-            with Ledger(ledger_path) as book:
-                done = book.delivered(edition, ml.name)
-        outbox = report.outbox = edition_dir / "outbox" / _safe(ml.name)
-        outbox.mkdir(parents=True, exist_ok=True)
-        for old in outbox.glob("*.eml"):
-            old.unlink()
-        for i, rcpt in enumerate(recipients, 1):
-            if rcpt in done:
-                report.skipped.append(rcpt)
-                continue
-            path = outbox / f"{i:03d}-{_safe(rcpt)}.eml"
-            path.write_bytes(message_bytes(build_message(manifest, edition_dir, ml, sender, rcpt, test=test)))
-            report.written.append(path)
-        log.info("%s: dry run, %d messages written to %s, nothing sent", ml.name, len(report.written), outbox)
-        return report
-
-    own = ledger is None
-    with _SendLock(ledger_path.with_name(SEND_LOCK_NAME)):
-        book = ledger or Ledger(ledger_path)
-        try:
-            done = set() if (resend or test) else book.delivered(edition, ml.name)
-            todo = [r for r in recipients if r not in done]
-            report.skipped = [r for r in recipients if r in done]
-            log.info(
-                "%s: edition %s %s, %d recipients, %d already have it, %d to send",
-                ml.name,
-                quarter,
-                edition,
-                len(recipients),
-                len(report.skipped),
-                len(todo),
-            )
-            session = _Session(smtp, connect, log)
-            try:
-                for n, rcpt in enumerate(todo):
-                    data = message_bytes(build_message(manifest, edition_dir, ml, smtp.sender, rcpt, test=test))
-                    try:
-                        code, reply = _send_one(session, smtp.envelope_from, rcpt, data, sleep, attempts, backoff, log)
-                    except _Fail as e:
-                        book.record(edition, quarter, ml.name, rcpt, "failed", test, e.code, e.reply)
-                        report.failed.append(Failure(rcpt, e.code, e.reply))
-                        log.warning("%s: not delivered to %s: %s %s", ml.name, rcpt, e.code or "", e.reply)
-                        if e.kind == "fatal":
-                            for rest in todo[n + 1 :]:
-                                book.record(edition, quarter, ml.name, rest, "failed", test, e.code, e.reply)
-                                report.failed.append(Failure(rest, e.code, e.reply))
-                            if todo[n + 1 :]:
-                                log.warning("%s: %d more recipients not tried", ml.name, len(todo) - n - 1)
-                            break
-                        continue
-                    book.record(edition, quarter, ml.name, rcpt, "sent", test, code, reply)
-                    report.sent.append(rcpt)
-                    log.info("%s: sent to %s (%s %s)", ml.name, rcpt, code, reply)
-            finally:
-                session.close()
-        finally:
-            if own:
-                book.close()
-    if report.failed and settings.owner and not test:
-        report.notice = _notify_owner(settings.owner, manifest, report, smtp, connect, log)
+def write_outbox(parcel: Parcel, ml: MailList, sender: str, rcpts: list[str], skip: set[str], text: Text | None = None):
+    """A dry run: the messages a real send would send, as .eml files under the edition's outbox/LIST/ (replacing
+    that folder's earlier ones). Returns the report."""
+    report = DeliveryReport(ml.name, parcel.edition, test=parcel.test)
+    outbox = report.outbox = parcel.edition_dir / "outbox" / _safe(ml.name)
+    outbox.mkdir(parents=True, exist_ok=True)
+    for old in outbox.glob("*.eml"):
+        old.unlink()
+    for i, rcpt in enumerate(rcpts, 1):
+        if rcpt in skip:
+            report.skipped.append(rcpt)
+            continue
+        path = outbox / f"{i:03d}-{_safe(rcpt)}.eml"
+        msg = build_message(parcel.manifest, parcel.edition_dir, ml, sender, rcpt, test=parcel.test, text=text)
+        path.write_bytes(message_bytes(msg))
+        report.written.append(path)
     return report
 
 
-def _notify_owner(owner, manifest, report, smtp, connect, log) -> str:
+class MailChannel:
+    """The `channel.Channel` that carries an edition by SMTP, one copy per recipient, retrying temporary failures
+    (at most `attempts` tries, waiting `backoff` * 2**n s through `sleep`). `connect(host, port, timeout=s)` makes
+    the connection (default smtplib.SMTP, or SMTP_SSL for ssl)."""
+
+    def __init__(
+        self,
+        smtp: SmtpSettings,
+        mail_list: MailList,
+        *,
+        connect: Callable | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        attempts: int | None = None,
+        backoff: float = BACKOFF,
+        log: logging.Logger | logging.LoggerAdapter | None = None,
+        text: Text | None = None,
+    ):
+        if attempts is not None and attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self.smtp, self.ml, self.sleep, self.backoff = smtp, mail_list, sleep, backoff
+        self.attempts = attempts or smtp.attempts
+        self.log = log or LOG
+        self.text = text
+        self.session = _Session(smtp, connect, self.log)
+
+    def deliver(self, parcel: Parcel, recipient: str, before_handover) -> Outcome:
+        msg = build_message(
+            parcel.manifest, parcel.edition_dir, self.ml, self.smtp.sender, recipient, test=parcel.test, text=self.text
+        )
+        try:
+            code, reply = _send_one(
+                self.session,
+                self.smtp.envelope_from,
+                recipient,
+                message_bytes(msg),
+                self.sleep,
+                self.attempts,
+                self.backoff,
+                self.log,
+                before_handover,
+            )
+        except _Fail as e:
+            return Outcome("failed", e.code, e.reply, stop=e.kind is Kind.FATAL)
+        return Outcome("sent", code, reply)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def notify_owner(owner, manifest, report, smtp, connect=None, log=None, text: Text | None = None) -> str:
     """Best effort, one try: tell the owner who did not get the edition and why. Returns what happened."""
+    _ = (text or Text()).gettext
+    log = log or LOG
     msg = EmailMessage()
     n = len(report.failed)
-    msg["Subject"] = f"reportgen: the {manifest['quarter']} briefing was not delivered to {n} recipient(s)"
+    msg["Subject"] = _("reportgen: the {quarter} briefing was not delivered to {n} recipient(s)").format(
+        quarter=manifest["quarter"], n=n
+    )
     msg["From"] = formataddr(parse_address(smtp.sender))
     msg["To"] = owner
     msg["Date"] = format_datetime(datetime.now(timezone.utc))
     msg["Message-ID"] = make_msgid("reportgen", domain=smtp.envelope_from.rpartition("@")[2])
     msg["Auto-Submitted"] = "auto-generated"
+    no_reply = _("no reply")
     lines = [
-        f"The {manifest['quarter']} briefing (edition {manifest['edition']}) to the mailing list '{report.list_name}'"
-        " was not delivered to:",
+        _("The {quarter} briefing (edition {edition}) to the mailing list '{list}' was not delivered to:").format(
+            quarter=manifest["quarter"], edition=manifest["edition"], list=report.list_name
+        ),
         "",
-        *[f"- {f.recipient}: {f.code or 'no reply'} {f.reply}".rstrip() for f in report.failed],
+        *[f"- {f.recipient}: {f.code or no_reply} {f.reply}".rstrip() for f in report.failed],
         "",
-        f"Delivered now: {len(report.sent)}; had it already: {len(report.skipped)}.",
-        "Running `reportgen send` again delivers only what is missing.",
+        _("Delivered now: {sent}; had it already: {skipped}.").format(
+            sent=len(report.sent), skipped=len(report.skipped)
+        ),
+        _("Running `reportgen send` again delivers only what is missing."),
     ]
     msg.set_content("\n".join(lines) + "\n", cte="quoted-printable")
     session = _Session(smtp, connect, log)

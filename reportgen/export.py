@@ -1,24 +1,36 @@
-"""Metric table -> JSON records, CSV, a text table for the terminal, and .xlsx bytes."""
+"""The metric table for people and programs: JSON records, CSV, a terminal table, and .xlsx bytes.
+
+Every format has one shape, with or without peer statistics: one record per (company, metric), plus, when asked,
+one record per (group, metric, statistic) with `statistic` set (median, mean, or the subject's rank).
+"""
 
 from __future__ import annotations
 
 import io
-import math
 
 import pandas as pd
 
-from .formats import FLAG_MARKS, fmt_value, marks
-from .metrics import BY_ID, FLAG_NOTES
+from .i18n import Text
+from .metrics import BY_ID
+from .model import FLAGS, is_missing, sup_marks
 
-CSV_COLUMNS = ["company", "name", "group", "quarter", "basis", "metric", "value", "flags", "reason", "sources"]
+COLUMNS = ["company", "name", "name_zh", "group", "quarter", "basis", "metric", "statistic", "n", "value", "flags",
+           "reason", "sources"]  # fmt: skip
+CSV_COLUMNS = ["company", "name", "group", "quarter", "basis", "metric", "statistic", "n", "value", "flags", "reason",
+               "sources"]  # fmt: skip
+STATISTICS = ("median", "mean", "rank")
+#: the terminal table fits this many columns unless the caller gives another width
+TABLE_WIDTH = 100
 
 
 def _clean(v):
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+    return None if is_missing(v) else v
 
 
-def records(table: pd.DataFrame) -> list[dict]:
-    """JSON-ready records: value null when missing, flags and sources as lists."""
+def records(table: pd.DataFrame, stats: pd.DataFrame | None = None, text: Text | None = None) -> list[dict]:
+    """JSON-ready records: value null when missing, flags and sources as lists, reasons in words; with `stats`,
+    the peer statistics after them in the same shape."""
+    t = text or Text()
     out = []
     for r in table.to_dict("records"):
         out.append(
@@ -30,72 +42,185 @@ def records(table: pd.DataFrame) -> list[dict]:
                 "quarter": r["quarter"],
                 "basis": r["basis"],
                 "metric": r["metric"],
+                "statistic": None,
+                "n": None,
                 "value": _clean(r["value"]),
                 "flags": list(r["flags"]),
-                "reason": r["reason"],
+                "reason": t.reason(r["reason"]),
                 "sources": list(r["sources"]),
             }
         )
+    if stats is not None and len(table):
+        out += stat_records(table, stats, t)
     return out
 
 
-def _flat(table: pd.DataFrame) -> pd.DataFrame:
-    t = table.copy()
-    t["flags"] = t["flags"].map(";".join)
-    t["sources"] = t["sources"].map(" ".join)
-    return t[CSV_COLUMNS]
+def stat_records(table: pd.DataFrame, stats: pd.DataFrame, text: Text) -> list[dict]:
+    """Peer statistics as records: median and mean of each group's peers, and the subject's rank among them."""
+    quarter, basis = table.quarter.iloc[0], table.basis.iloc[0]
+    subject = table[table.group == "subject"].iloc[0] if (table.group == "subject").any() else None
+    out = []
+    for s in stats.to_dict("records"):
+        base = {"quarter": quarter, "basis": basis, "metric": s["metric"], "group": s["group"], "sources": []}
+        for stat in ("median", "mean"):
+            out.append(
+                {
+                    "company": None,
+                    "name": text.gettext("Peer median" if stat == "median" else "Peer mean"),
+                    "name_zh": None,
+                    **base,
+                    "statistic": stat,
+                    "n": int(s["n"]),
+                    "value": _clean(s[stat]) if s["n"] else None,
+                    "flags": list(s["flags"]),
+                    "reason": "",
+                }
+            )
+        rank = _clean(s["subject_rank"])
+        out.append(
+            {
+                "company": None if subject is None else subject["company"],
+                "name": text.gettext("Rank") if subject is None else subject["name"],
+                "name_zh": None if subject is None else subject["name_zh"],
+                **base,
+                "statistic": "rank",
+                "n": int(s["ranked"]),
+                "value": None if rank is None else int(rank),
+                "flags": list(s["flags"]),
+                "reason": "",
+            }
+        )
+    return [{k: r[k] for k in COLUMNS} for r in out]
 
 
-def csv_text(table: pd.DataFrame) -> str:
-    return _flat(table).to_csv(index=False, lineterminator="\n", float_format="%.10g")
+def _flat(recs: list[dict]) -> pd.DataFrame:
+    rows = [
+        {**r, "flags": ";".join(r["flags"]), "sources": " ".join(r["sources"]), "n": "" if r["n"] is None else r["n"]}
+        for r in recs
+    ]
+    return pd.DataFrame.from_records(rows, columns=COLUMNS)[CSV_COLUMNS]
 
 
-def xlsx_bytes(table: pd.DataFrame) -> bytes:
+def csv_text(table: pd.DataFrame, stats: pd.DataFrame | None = None, text: Text | None = None) -> str:
+    """The metric table as CSV: flags `;`-joined, sources space-joined, values as plain fractions."""
+    frame = _flat(records(table, stats, text))
+    # ten significant digits; a rank is a whole number, written as one (never 2.0)
+    frame["value"] = [
+        "" if is_missing(v) else (str(int(v)) if s == "rank" else f"{v:.10g}")
+        for v, s in zip(frame["value"], frame["statistic"])
+    ]
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def xlsx_bytes(table: pd.DataFrame, text: Text | None = None) -> bytes:
     """The metric table as a workbook (openpyxl), one row per (company, metric)."""
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as xl:
-        _flat(table).to_excel(xl, sheet_name="metrics", index=False)
+        _flat(records(table, None, text)).to_excel(xl, sheet_name="metrics", index=False)
     return buf.getvalue()
 
 
-def table_text(table: pd.DataFrame) -> str:
-    """Companies down, metrics across, formatted, with footnote marks and a legend."""
-    metrics = list(dict.fromkeys(table.metric))
-    rows, used = [], set()
-    for _cid, part in table.groupby("company", sort=False):
-        first = part.iloc[0]
-        cells = [f"{first['name']}", first["group"] or ""]
-        for m in metrics:
-            r = part[part.metric == m].iloc[0]
-            mk = marks(r["flags"])
-            used |= set(r["flags"])
-            cells.append(fmt_value(r["value"], BY_ID[m].unit) + (f" {mk}" if mk else ""))
-        rows.append(cells)
-    header = ["company", "group"] + metrics
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths))]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+def _short_name(name: str, width: int) -> str:
+    from wcwidth import wcswidth
+
+    if wcswidth(name) <= width:
+        return name
+    out = ""
+    for ch in name:
+        if wcswidth(out + ch + "…") > width:
+            break
+        out += ch
+    return out + "…"
+
+
+def table_text(
+    table: pd.DataFrame,
+    stats: pd.DataFrame | None = None,
+    metrics: list[str] | None = None,
+    text: Text | None = None,
+    width: int = TABLE_WIDTH,
+    group_labels: dict[str, str] | None = None,
+    fit: bool = True,
+) -> str:
+    """Companies down (grouped under their group's label), metrics across with short headers, footnote marks as
+    superscripts, and a key. `metrics` chooses the columns; with `fit`, columns beyond `width` are left out
+    (and named) so the table fits a terminal."""
+    import textwrap
+
+    from tabulate import tabulate
+
+    t = text or Text()
+    _ = t.gettext
+    chosen = metrics or list(dict.fromkeys(table.metric))
+    recs = records(table, stats, t)
+    by = {(r["company"], r["metric"], r["statistic"], r["group"]): r for r in recs}
+    groups = list(dict.fromkeys(r["group"] for r in recs if r["statistic"] is None))
+    used: set[str] = set()
+
+    def cell(r) -> str:
+        if r is None:
+            return ""
+        if r["statistic"] == "rank":
+            return "" if r["value"] is None else f"{r['value']}/{r['n']}"
+        used.update(r["flags"] if r["value"] is not None else ())
+        shown = t.fmt(r["value"], BY_ID[r["metric"]].unit)
+        return shown + (sup_marks(r["flags"]) if r["value"] is not None else "")
+
+    def body(cols: list[str]) -> list[list[str]]:
+        rows = []
+        for g in groups:
+            members = [r for r in recs if r["statistic"] is None and r["group"] == g and r["metric"] == cols[0]]
+            if g != "subject":
+                rows.append([(group_labels or {}).get(g, g)] + [""] * len(cols))
+            indent = "" if g == "subject" else "  "
+            for m in members:
+                rows.append(
+                    [indent + _short_name(m["name"], 16)] + [cell(by.get((m["company"], c, None, g))) for c in cols]
+                )
+            if stats is not None and g != "subject":
+                for stat, label in (("median", _("median")), ("mean", _("mean")), ("rank", _("rank"))):
+                    rows.append(
+                        [f"    {label}"]
+                        + [
+                            cell(
+                                next(
+                                    (
+                                        r
+                                        for r in recs
+                                        if r["statistic"] == stat and r["group"] == g and r["metric"] == c
+                                    ),
+                                    None,
+                                )
+                            )
+                            for c in cols
+                        ]  # fmt: skip
+                    )
+        return rows
+
+    def render(cols: list[str]) -> str:
+        headers = [_("Company")] + [_(BY_ID[c].short or BY_ID[c].label) for c in cols]
+        align = ("left",) + ("right",) * len(cols)
+        return tabulate(body(cols), headers=headers, tablefmt="simple", disable_numparse=True, colalign=align)
+
+    cols = list(chosen)
+    out = render(cols)
+    from wcwidth import wcswidth
+
+    while fit and len(cols) > 1 and max(wcswidth(ln) for ln in out.splitlines()) > width:
+        cols.pop()  # the default view fits the terminal; --metrics shows exactly what is asked for
+        used.clear()
+        out = render(cols)
     q, basis = table.quarter.iloc[0], table.basis.iloc[0]
-    lines.append("")
-    lines.append(
-        f"{q}, {'single quarter' if basis == 'quarter' else 'year to date'}; amounts in RMB million; "
-        "n/a = not available (see --format json for the reason)."
-    )
-    for f, m in FLAG_MARKS.items():
-        if f in used:
-            lines.append(f"  {m}: {FLAG_NOTES[f]}")
-    return "\n".join(lines)
-
-
-def stats_text(stats: pd.DataFrame) -> str:
-    lines = [f"{'group':<18}{'metric':<24}{'median':>10}{'mean':>10}{'n':>4}{'subject':>10}  rank"]
-    for r in stats.to_dict("records"):
-        unit = BY_ID[r["metric"]].unit
-        rank = f"{r['subject_rank']} of {r['ranked']}" if _clean(r["subject_rank"]) is not None else "-"
-        lines.append(
-            f"{r['group']:<18}{r['metric']:<24}{fmt_value(_clean(r['median']), unit):>10}"
-            f"{fmt_value(_clean(r['mean']), unit):>10}{r['n']:>4}"
-            f"{fmt_value(_clean(r['subject_value']), unit):>10}  {rank}"
-            + (f"  [{marks(r['flags'])}: includes {', '.join(r['flags'])}]" if r["flags"] else "")
+    notes = [
+        _("{quarter}, {basis}; amounts in RMB million; n/a = not available (see --format json for the reason).").format(
+            quarter=q, basis=_("single quarter") if basis == "quarter" else _("year to date")
         )
-    return "\n".join(lines)
+    ]
+    left = [c for c in chosen if c not in cols]
+    if left:
+        notes.append(
+            _("Not shown for width: {metrics} (choose columns with --metrics).").format(metrics=", ".join(left))
+        )
+    notes += [f"{f.superscript} {t.gettext(f.note)}" for f in FLAGS if f.mark and f.id in used]
+    wrapped = [textwrap.fill(n, width, subsequent_indent="  ") for n in notes]
+    return "\n".join([out, "", *wrapped])

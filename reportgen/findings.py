@@ -8,28 +8,38 @@ in percentage points.
 
 from __future__ import annotations
 
-import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .formats import FLAG_MARKS, fmt_value
+from .model import N_, is_missing, sup_marks
 
 IN_LINE_PP = 0.05
-SUPERSCRIPT = {"a": "ᵃ", "d": "ᵈ", "s": "ˢ", "c": "ᶜ", "t": "ᵗ", "p": "ᵖ", "r": "ʳ", "n": "ⁿ", "x": "ˣ"}
 
+#: the wording of every sentence (msgids of the catalogue); a workspace's templates/findings.toml may reword them
 DEFAULT_TEMPLATES = {
-    "headline": "{subject}'s revenue was RMB {revenue} million in {quarter}, {growth} year on year.",
-    "position": "{subject}'s {metric} of {value} is {comparisons}.",
-    "group_clause": "{words} ({group})",
-    "largest_move": "The largest year-on-year move in {metric} was {company}'s {change}, to {value}.",
-    "left_out": "{companies} had not reported {quarter} figures when this edition was built and are left out of "
-    "the comparisons.",
-    "not_available": "{metric} is not available for {companies} in {quarter} (see Methodology).",
-    "in_line": "in line with",
-    "slightly_above": "slightly above",
-    "slightly_below": "slightly below",
-    "above": "above",
-    "below": "below",
+    "headline": N_("{subject}'s revenue was RMB {revenue} million in {quarter}, {growth} year on year."),
+    "position": N_("{subject}'s {metric} of {value} is {comparisons}."),
+    "group_clause": N_("{words} ({group})"),
+    "largest_move": N_("The largest year-on-year move in {metric} was {company}'s {change}, to {value}."),
+    "left_out": N_(
+        "{companies} had not reported {quarter} figures when this edition was built and are left out of "
+        "the comparisons."
+    ),
+    "not_available": N_("{metric} is not available for {companies} in {quarter} (see Methodology)."),
+    "in_line": N_("in line with"),
+    "slightly_above": N_("slightly above"),
+    "slightly_below": N_("slightly below"),
+    "above": N_("above"),
+    "below": N_("below"),
+    "growth_up": N_("up {value}"),
+    "growth_down": N_("down {value}"),
+    "growth_unknown": N_("with no year-earlier figure to compare"),
+    "amount": N_("RMB {value} million"),
+    "and": N_(" and "),
 }
+#: placeholders each sentence may use (checked when a workspace rewords one)
+PLACEHOLDERS = {k: frozenset(re.findall(r"{(\w+)}", v)) for k, v in DEFAULT_TEMPLATES.items()}
 POSITION_METRICS = ("selling_expense_ratio", "gross_margin", "revenue_yoy", "rnd_ratio")
 MOVE_METRICS = ("revenue_yoy", "gross_margin_yoy_pp")
 
@@ -38,11 +48,6 @@ MOVE_METRICS = ("revenue_yoy", "gross_margin_yoy_pp")
 class Findings:
     sentences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def sup_marks(flags) -> str:
-    """Footnote marks as Unicode superscripts, so plain text (mail) shows them too."""
-    return "".join(SUPERSCRIPT.get(m, m) for f, m in FLAG_MARKS.items() if f in set(flags or ()))
 
 
 def comparison_word(subject: float, peer: float, slightly_pp: float, words: dict) -> str:
@@ -54,17 +59,16 @@ def comparison_word(subject: float, peer: float, slightly_pp: float, words: dict
     return words[f"slightly_{side}"] if abs(diff_pp) <= slightly_pp + 1e-12 else words[side]
 
 
-def _ok(v) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
-def _phrase(label: str) -> str:
-    """'Revenue growth YoY' -> 'revenue growth YoY' (keeps acronyms such as R&D)."""
+def _phrase(metric) -> str:
+    """The metric's label inside a sentence: 'Revenue growth YoY' -> 'revenue growth YoY' (keeps R&D)."""
+    if getattr(metric, "phrase", ""):
+        return metric.phrase
+    label = metric.label
     return label if label[:2].isupper() else label[0].lower() + label[1:]
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def _join(items: list[str], and_: str = " and ") -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + and_ + items[-1]
 
 
 def build_findings(
@@ -76,13 +80,20 @@ def build_findings(
     slightly_pp: float = 1.0,
     templates: dict | None = None,
     not_reported: list[str] = (),
+    *,
+    fmt: Callable[[float | None, str], str],
 ) -> Findings:
     """Sentences for the key-findings section.
 
     records: metric-table rows (company, name, metric, value, flags); groups: objects with id, label, members;
-    metrics: metric id -> object with label and unit; not_reported: names of peers with no data yet.
+    metrics: metric id -> object with label and unit; templates: the wording (DEFAULT_TEMPLATES, translated and
+    reworded by the caller); not_reported: names of peers with no data yet; fmt(value, unit): a figure as shown.
     """
     t = {**DEFAULT_TEMPLATES, **(templates or {})}
+
+    def join(items):
+        return _join(items, t["and"])
+
     by = {(r["company"], r["metric"]): r for r in records}
     names = {r["company"]: r["name"] for r in records}
     subj_name = names.get(subject, subject)
@@ -90,24 +101,25 @@ def build_findings(
 
     def val(company, metric):
         r = by.get((company, metric))
-        return (r["value"], r["flags"]) if r and _ok(r["value"]) else (None, ())
+        return (r["value"], r["flags"]) if r and not is_missing(r["value"]) else (None, ())
 
     def shown(company, metric):
         v, flags = val(company, metric)
-        return fmt_value(v, metrics[metric].unit) + sup_marks(flags)
+        return fmt(v, metrics[metric].unit) + sup_marks(flags)
 
     rev, _ = val(subject, "revenue")
     growth, _ = val(subject, "revenue_yoy")
     if rev is not None:
-        g = (
-            f"{'up' if (growth or 0) >= 0 else 'down'} {abs(growth) * 100:.1f}%"
-            if growth is not None
-            else "with no year-earlier figure to compare"
+        if growth is None:
+            g = t["growth_unknown"]
+        else:
+            g = t["growth_up" if growth >= 0 else "growth_down"].format(value=fmt(abs(growth), "ratio"))
+        out.sentences.append(
+            t["headline"].format(subject=subj_name, revenue=fmt(rev, "rmb_mn"), quarter=quarter, growth=g)
         )
-        out.sentences.append(t["headline"].format(subject=subj_name, revenue=f"{rev:,.0f}", quarter=quarter, growth=g))
 
     for m in POSITION_METRICS:
-        sv, sflags = val(subject, m)
+        sv, _ = val(subject, m)
         if sv is None:
             continue
         clauses, gaps = [], []
@@ -122,19 +134,19 @@ def build_findings(
                 word = comparison_word(sv, pv, slightly_pp, t)
                 by_word.setdefault(word, []).append(f"{names[member]} {shown(member, m)}")
             if by_word:
-                words = ", ".join(f"{w} {_join(items)}" for w, items in by_word.items())
+                words = ", ".join(f"{w} {join(items)}" for w, items in by_word.items())
                 clauses.append(t["group_clause"].format(words=words, group=g.label))
         if clauses:
             out.sentences.append(
                 t["position"].format(
                     subject=subj_name,
-                    metric=_phrase(metrics[m].label),
+                    metric=_phrase(metrics[m]),
                     value=shown(subject, m),
                     comparisons="; ".join(clauses),
                 )
             )
         if gaps:
-            out.notes.append(t["not_available"].format(metric=metrics[m].label, companies=_join(gaps), quarter=quarter))
+            out.notes.append(t["not_available"].format(metric=metrics[m].label, companies=join(gaps), quarter=quarter))
 
     everyone = [subject] + [c for g in groups for c in g.members]
     for m in MOVE_METRICS:
@@ -144,12 +156,14 @@ def build_findings(
         if not moves:
             continue
         _, c = max(moves)
-        level_value = shown(c, level) if m != "revenue_yoy" else f"RMB {fmt_value(val(c, level)[0], 'rmb_mn')} million"
+        level_value = (
+            shown(c, level) if m != "revenue_yoy" else t["amount"].format(value=fmt(val(c, level)[0], "rmb_mn"))
+        )
         out.sentences.append(
             t["largest_move"].format(
-                metric=_phrase(metrics[level].label), company=names[c], change=shown(c, m), value=level_value
+                metric=_phrase(metrics[level]), company=names[c], change=shown(c, m), value=level_value
             )
         )
     if not_reported:
-        out.notes.insert(0, t["left_out"].format(companies=_join(list(not_reported)), quarter=quarter))
+        out.notes.insert(0, t["left_out"].format(companies=join(list(not_reported)), quarter=quarter))
     return out

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import pandas as pd
-
-from .loaders import ITEM_LABELS
-from .normalize import QUARTER, YTD, Figure, Normalizer, missing
+from .model import N_, QUARTER, YTD, Reason, Term, is_missing, item_term
+from .normalize import Figure, Normalizer, missing
 from .periods import Quarter
+
+if TYPE_CHECKING:  # pandas loads with the first table, so `reportgen --help` (which lists the ids) stays fast
+    import pandas as pd
 
 
 # -- formulas: one small function per metric, named after its accounting inputs --------------------------------
@@ -50,129 +50,153 @@ class Variant:
 @dataclass(frozen=True)
 class Metric:
     id: str
-    label: str
+    label: str  # a msgid of the catalogue, as a heading: "Gross margin"
     unit: str  # "rmb_mn" | "ratio" | "growth" | "pp"
     lower_is_better: bool | None
     definition: str
     variants: tuple[Variant, ...] = ()
     kind: str = "level"  # "level" | "yoy" | "qoq" | "yoy_pp"
     base: str | None = None  # the level metric a growth metric compares
+    phrase: str = ""  # the label inside a sentence ("gross margin"), a msgid; defaults to the label
+    short: str = ""  # a short column heading with its unit for terminal tables
+
+    @property
+    def term(self) -> Term:
+        return Term(self.phrase or self.label)
 
 
 METRICS: tuple[Metric, ...] = (
     Metric(
-        "revenue", "Revenue", "rmb_mn", None, "Revenue (CAS 营业收入), RMB million.", (Variant(("revenue",), identity),)
+        "revenue",
+        N_("Revenue"),
+        "rmb_mn",
+        None,
+        N_("Revenue (CAS 营业收入), RMB million."),
+        (Variant(("revenue",), identity),),
+        phrase=N_("revenue"),
+        short=N_("Rev RMBm"),
     ),
     Metric(
         "revenue_yoy",
-        "Revenue growth YoY",
+        N_("Revenue growth YoY"),
         "growth",
         False,
-        "Revenue / revenue of the same quarter a year earlier - 1.",
+        N_("Revenue / revenue of the same quarter a year earlier - 1."),
         kind="yoy",
         base="revenue",
+        phrase=N_("revenue growth YoY"),
+        short=N_("Rev YoY"),
     ),
     Metric(
         "revenue_qoq",
-        "Revenue growth QoQ",
+        N_("Revenue growth QoQ"),
         "growth",
         False,
-        "Revenue / revenue of the previous quarter - 1 (single-quarter basis only).",
+        N_("Revenue / revenue of the previous quarter - 1 (single-quarter basis only)."),
         kind="qoq",
         base="revenue",
+        phrase=N_("revenue growth QoQ"),
+        short=N_("Rev QoQ"),
     ),
     Metric(
         "gross_margin",
-        "Gross margin",
+        N_("Gross margin"),
         "ratio",
         False,
-        "Gross profit / revenue; where no gross profit line is reported, (revenue - cost of revenue) / revenue.",
+        N_("Gross profit / revenue; where no gross profit line is reported, (revenue - cost of revenue) / revenue."),
         (
             Variant(("gross_profit", "revenue"), gross_margin_from_profit),
             Variant(("cost_of_revenue", "revenue"), gross_margin_from_cost),
         ),
+        phrase=N_("gross margin"),
+        short=N_("GM"),
     ),
     Metric(
         "gross_margin_yoy_pp",
-        "Gross margin change YoY",
+        N_("Gross margin change YoY"),
         "pp",
         False,
-        "Gross margin minus gross margin of the same quarter a year earlier, in percentage points.",
+        N_("Gross margin minus gross margin of the same quarter a year earlier, in percentage points."),
         kind="yoy_pp",
         base="gross_margin",
+        phrase=N_("gross margin change YoY"),
+        short=N_("GM YoY"),
     ),
     Metric(
         "selling_expense_ratio",
-        "Selling-expense ratio",
+        N_("Selling-expense ratio"),
         "ratio",
         True,
-        "Selling expenses / revenue. US-GAAP issuers report only combined SG&A: their ratio is SG&A / revenue "
-        "(flag sga_proxy). A ratio a source states without the amounts is shown as stated (flag stated_ratio).",
+        N_(
+            "Selling expenses / revenue. US-GAAP issuers report only combined SG&A: their ratio is SG&A / revenue "
+            "(flag sga_proxy). A ratio a source states without the amounts is shown as stated (flag stated_ratio)."
+        ),
         (
             Variant(("selling_expenses", "revenue"), expense_ratio),
             Variant(("sga", "revenue"), expense_ratio, "sga_proxy"),
             Variant(("selling_expense_ratio",), identity),
         ),
+        phrase=N_("selling-expense ratio"),
+        short=N_("Selling"),
     ),
     Metric(
         "admin_expense_ratio",
-        "Admin-expense ratio",
+        N_("Admin-expense ratio"),
         "ratio",
         True,
-        "Administrative expenses / revenue.",
+        N_("Administrative expenses / revenue."),
         (Variant(("admin_expenses", "revenue"), expense_ratio), Variant(("admin_expense_ratio",), identity)),
+        phrase=N_("admin-expense ratio"),
+        short=N_("Admin"),
     ),
     Metric(
         "rnd_ratio",
-        "R&D intensity",
+        N_("R&D intensity"),
         "ratio",
         None,
-        "Research and development expenses / revenue.",
+        N_("Research and development expenses / revenue."),
         (Variant(("rnd_expenses", "revenue"), expense_ratio), Variant(("rnd_ratio",), identity)),
+        phrase=N_("R&D intensity"),
+        short=N_("R&D"),
     ),
     Metric(
         "operating_margin",
-        "Operating margin",
+        N_("Operating margin"),
         "ratio",
         False,
-        "Operating profit / revenue, each company's own operating profit line (Xiaomi's IFRS operating profit "
-        "includes fair-value gains).",
+        N_(
+            "Operating profit / revenue, each company's own operating profit line (Xiaomi's IFRS operating profit "
+            "includes fair-value gains)."
+        ),
         (Variant(("operating_profit", "revenue"), margin),),
+        phrase=N_("operating margin"),
+        short=N_("Op mgn"),
     ),
     Metric(
         "net_margin",
-        "Net margin",
+        N_("Net margin"),
         "ratio",
         False,
-        "Net profit attributable to shareholders / revenue; where that is not reported, net profit / revenue "
-        "(flag total_net_profit).",
+        N_(
+            "Net profit attributable to shareholders / revenue; where that is not reported, net profit / revenue "
+            "(flag total_net_profit)."
+        ),
         (
             Variant(("net_profit_attributable", "revenue"), margin),
             Variant(("net_profit", "revenue"), margin, "total_net_profit"),
         ),
+        phrase=N_("net margin"),
+        short=N_("Net mgn"),
     ),
 )
 BY_ID = {m.id: m for m in METRICS}
-FLAG_NOTES = {
-    "derived_ytd": "single quarter derived from cumulative year-to-date reports (e.g. Q2 = H1 - Q1)",
-    "sga_proxy": "SG&A used as a proxy: the company reports selling, general and administrative expenses combined",
-    "stated_ratio": "ratio as stated by a source, without the amounts behind it",
-    "source_quarter": "single-quarter figure as computed by a source or printed by the company, not by reportgen",
-    "summed_quarters": "year to date as the sum of single-quarter reports",
-    "fx_converted": "converted to RMB at the period-average rate in data/fx.csv",
-    "policy_change": "compares figures across an accounting policy change (e.g. CAS Interpretation No. 18) or "
-    "with a year that a later report restated",
-    "restated": "uses a figure as restated in a later report",
-    "total_net_profit": "net profit including minority interests (attributable figure not reported)",
-    "missing": "not available",
-}
 
 
 @dataclass(frozen=True)
 class Result:
     value: float | None
     flags: frozenset
-    reason: str
+    reason: Reason | str
     sources: tuple
     old_basis: frozenset = frozenset()  # policy changes the inputs predate (figures as first published)
 
@@ -185,12 +209,7 @@ def _inputs(norm: Normalizer, company, q, basis, items) -> list[Figure]:
     if len({f.vintage for f in present}) > 1:
         figs = [norm.get(company, q, basis, item, "published") for item in items]
         if any(f.missing for f in figs):
-            return [
-                missing(
-                    f"{' and '.join(ITEM_LABELS[i] for i in items)} for {q} exist only in different "
-                    "vintages (as first published vs restated); not combined"
-                )
-            ]
+            return [missing(Reason.of("inputs_vintage_mix", items=tuple(item_term(i) for i in items), quarter=q))]
     return figs
 
 
@@ -209,7 +228,7 @@ def _level(norm: Normalizer, company, q, basis, metric: Metric, vintage: str | N
             reasons.append((0 if usual else 1, len(reasons), gaps[0].reason))
             continue
         if "revenue" in v.inputs[1:] and figs[v.inputs.index("revenue")].value <= 0:  # a ratio to revenue
-            reasons.append((0, len(reasons), f"revenue for {q} is not positive, so no ratio to it"))
+            reasons.append((0, len(reasons), Reason.of("revenue_not_positive", quarter=q)))
             continue
         value = v.fn(*(f.value for f in figs))
         flags = frozenset().union(*(f.flags for f in figs)) | ({v.flag} if v.flag else set())
@@ -217,7 +236,7 @@ def _level(norm: Normalizer, company, q, basis, metric: Metric, vintage: str | N
             flags |= {"restated"}
         old = frozenset().union(*(f.old_basis for f in figs))
         return Result(value, flags, "", tuple(s for f in figs for s in f.sources), old)
-    return Result(None, frozenset({"missing"}), min(reasons)[2] if reasons else "no formula applies", ())
+    return Result(None, frozenset({"missing"}), min(reasons)[2] if reasons else Reason.of("no_formula"), ())
 
 
 def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: Metric) -> Result:
@@ -226,15 +245,18 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
         return _level(norm, company, q, basis, metric)
     base = BY_ID[metric.base]
     if metric.kind == "qoq" and basis == YTD:
-        return Result(
-            None, frozenset({"missing"}), "quarter-on-quarter growth is defined on the single-quarter basis only", ()
-        )
+        return Result(None, frozenset({"missing"}), Reason.of("qoq_ytd"), ())
     prior_q = q.shift(-1 if metric.kind == "qoq" else -4)
     now, prior = _level(norm, company, q, basis, base), _level(norm, company, prior_q, basis, base)
     if now.value is None:
         return Result(None, frozenset({"missing"}), now.reason, ())
     if prior.value is None:
-        return Result(None, frozenset({"missing"}), f"no {base.label.lower()} for {prior_q}: {prior.reason}", ())
+        return Result(
+            None,
+            frozenset({"missing"}),
+            Reason.of("no_prior", metric=base.term, quarter=prior_q, cause=prior.reason),
+            (),
+        )
     restated = {"restated"}
     if (
         not now.flags & restated
@@ -247,8 +269,7 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
             return Result(
                 None,
                 frozenset({"missing"}),
-                f"{base.label.lower()} for {prior_q} exists only as restated "
-                f"and {q} only as first published; not compared across the two",
+                Reason.of("prior_restated_only", metric=base.term, prior_quarter=prior_q, quarter=q),
                 (),
             )
     flags = now.flags | prior.flags
@@ -267,7 +288,9 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
         value = now.value - prior.value
     else:
         if prior.value <= 0:
-            return Result(None, frozenset({"missing"}), f"{base.label.lower()} for {prior_q} is not positive", ())
+            return Result(
+                None, frozenset({"missing"}), Reason.of("prior_not_positive", metric=base.term, quarter=prior_q), ()
+            )
         value = now.value / prior.value - 1
     return Result(value, flags, "", now.sources + prior.sources)
 
@@ -276,6 +299,8 @@ def compute_metrics(
     norm: Normalizer, companies: list[tuple[str, str, str, str]], q: Quarter, basis: str = QUARTER, metric_ids=None
 ) -> pd.DataFrame:
     """The metric table: one row per (company, metric). companies: (id, name, name_zh, group)."""
+    import pandas as pd
+
     records = []
     metrics = [BY_ID[m] for m in metric_ids] if metric_ids else METRICS
     for cid, name, name_zh, group in companies:
@@ -318,6 +343,8 @@ def compute_metrics(
 
 def peer_stats(table: pd.DataFrame, subject: str, groups) -> pd.DataFrame:
     """Per peer group and metric: median and mean of the peers, how many have a value, the subject's rank."""
+    import pandas as pd
+
     rows = []
     subj = table[table.company == subject].set_index("metric")["value"]
     for g in groups:
@@ -327,7 +354,7 @@ def peer_stats(table: pd.DataFrame, subject: str, groups) -> pd.DataFrame:
             vals = rows_m["value"].astype(float)
             used = sorted({f for fl in rows_m["flags"] for f in fl if f in ("sga_proxy", "stated_ratio")})
             sv = subj.get(m.id)
-            sv = None if sv is None or (isinstance(sv, float) and math.isnan(sv)) else float(sv)
+            sv = None if is_missing(sv) else float(sv)
             rank = None
             if sv is not None and m.lower_is_better is not None:
                 better = (vals < sv) if m.lower_is_better else (vals > sv)

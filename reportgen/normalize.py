@@ -16,30 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import PeriodError
-from .loaders import EXPENSE_ITEMS, ITEM_LABELS, STATED_RATIOS, UNITS, Company
+from .model import EXPENSE_ITEMS, QUARTER, STATED_RATIOS, UNITS, YTD, Company, Reason, ReportedRow, Source, item_term
 from .periods import Quarter
 
-QUARTER, YTD = "quarter", "ytd"
+__all__ = ["QUARTER", "YTD", "Figure", "Normalizer", "missing", "check_alignment"]
 _NO_FLAGS, _STATED, _FX = frozenset(), frozenset({"stated_ratio"}), frozenset({"fx_converted"})
-
-
-@dataclass(frozen=True)
-class Source:
-    """One as-reported row behind a figure."""
-
-    file: str
-    line: int
-    url: str
-    label: str
-    period: str
-    basis: str
-    vintage: str
-    report: str = ""
-    confidence: str = ""
-
-    def ref(self) -> str:
-        return f"{self.file}:{self.line}"
 
 
 @dataclass(frozen=True)
@@ -49,7 +30,7 @@ class Figure:
     value: float | None
     flags: frozenset = frozenset()
     sources: tuple[Source, ...] = ()
-    reason: str = ""
+    reason: Reason | str = ""
     old_basis: frozenset = frozenset()  # ids of policy changes this figure predates
 
     @property
@@ -61,53 +42,40 @@ class Figure:
         return "restated" if any(s.vintage == "restated" for s in self.sources) else "published"
 
 
-def missing(reason: str) -> Figure:
+def missing(reason: Reason) -> Figure:
     return Figure(None, frozenset({"missing"}), (), reason)
 
 
 def check_alignment(company: Company) -> None:
     """Refuse a company whose fiscal quarters do not end on calendar quarter ends."""
-    if company.fiscal_year_end not in (3, 6, 9, 12):
-        raise PeriodError(
-            f"{company.name}'s fiscal year ends in month {company.fiscal_year_end}, so its fiscal quarters do not "
-            "end on calendar quarter ends and cannot be compared quarter by quarter. Remove it from the peer "
-            "groups, or enter its figures re-cut to calendar quarters with fiscal_year_end = 12.",
-            "data/companies.toml",
-            company.line,
-            "fiscal_year_end",
-        )
+    company.check_aligned()
 
 
 class Normalizer:
     """Normalized figures of a set of companies, computed on demand and memoized."""
 
-    def __init__(self, companies: dict[str, Company], rows: list[dict], fx: dict, reported: set = frozenset()):
+    def __init__(self, companies: dict[str, Company], rows: list[ReportedRow], fx: dict, reported: set = frozenset()):
         self.companies = companies
         # (company, item, quarter, basis) -> vintage -> (value, row, flags, old_basis); Source objects are made
         # only for the figures asked for.
-        self._rows: dict[tuple, dict[str, tuple[float, dict, frozenset, frozenset]]] = {}
+        self._rows: dict[tuple, dict[str, tuple[float, ReportedRow, frozenset, frozenset]]] = {}
         self._memo: dict[tuple, Figure] = {}
         self._vintage: str | None = None
         self._ytd_basis = False
         self.latest: dict[str, Quarter] = {}
         self._reported: set[tuple[str, str]] = set(reported)
-        for cid in {r["company"] for r in rows}:
-            check_alignment(companies[cid])
-        none = frozenset()
+        for cid in {r.company for r in rows}:
+            companies[cid].check_aligned()
         self._periods: set[tuple[str, Quarter]] = set()
         #: (company, index of a fiscal year's first quarter) for fiscal years a later report restated
         self.restated_years: set[tuple[str, int]] = set()
         store, reported, latest, periods = self._rows, self._reported, self.latest, self._periods
         for r in rows:
-            cid, item, q, vintage = r["company"], r["item"], r["quarter"], r["vintage"]
+            cid, item, q, vintage = r.company, r.item, r.quarter, r.vintage
+            company = companies[cid]
             value, flags = self._convert(r, fx)
-            changes = companies[cid].policy_changes
-            old = (
-                frozenset(pc.id for pc in changes if item in pc.items and vintage == "published" and q < pc.effective)
-                if changes
-                else none
-            )
-            key = (cid, item, q, r["basis"])
+            old = company.old_basis(item, q, vintage)
+            key = (cid, item, q, r.basis)
             found = store.get(key)
             if found is None:
                 store[key] = {vintage: (value, r, flags, old)}
@@ -116,27 +84,26 @@ class Normalizer:
             reported.add((cid, item))
             periods.add((cid, q))
             if vintage == "restated":
-                fye = companies[cid].fiscal_year_end
-                self.restated_years.add((cid, q.index - (q.fiscal_quarter(fye) - 1) if fye in (3, 6, 9, 12) else 0))
+                self.restated_years.add((cid, company.fiscal_year_start(q) if company.aligned else 0))
             if item == "revenue":
                 prev = latest.get(cid)
                 if prev is None or q.index > prev.index:
                     latest[cid] = q
 
     @staticmethod
-    def _convert(r: dict, fx: dict) -> tuple[float, frozenset]:
-        if r["unit"] == "percent":
-            return r["value"] / 100.0, _STATED
-        value = r["value"] * UNITS[r["unit"]] / 1e6
-        if r["item"] in EXPENSE_ITEMS:
+    def _convert(r: ReportedRow, fx: dict) -> tuple[float, frozenset]:
+        if r.unit == "percent":
+            return r.value / 100.0, _STATED
+        value = r.value * UNITS[r.unit] / 1e6
+        if r.item in EXPENSE_ITEMS:
             value = abs(value)
-        if r["currency"] in ("RMB", "CNY"):
+        if r.currency in ("RMB", "CNY"):
             return value, _NO_FLAGS
-        return value * fx[(r["currency"], str(r["quarter"]), r["basis"])][0], _FX
+        return value * fx[(r.currency, str(r.quarter), r.basis)][0], _FX
 
     # -- raw lookups -------------------------------------------------------------------------------------------
     def _row(self, company, item, q, basis, vintage=None):
-        """(value, source, flags, old_basis) of a row; the restated vintage wins unless one is asked for."""
+        """(value, row, flags, old_basis) of a row; the restated vintage wins unless one is asked for."""
         found = self._rows.get((company, item, q, basis))
         if not found:
             return None
@@ -144,23 +111,9 @@ class Normalizer:
             return found.get(vintage or self._vintage)
         return found.get("restated") or found.get("published")
 
-    @staticmethod
-    def _source(r: dict) -> Source:
-        return Source(
-            r["file"],
-            r["line"],
-            r["source_url"],
-            r["label"],
-            str(r["quarter"]),
-            r["basis"],
-            r["vintage"],
-            r.get("report", ""),
-            r.get("confidence", ""),
-        )
-
     def _figure(self, row, extra=()) -> Figure:
         value, r, flags, old = row
-        return Figure(value, flags | frozenset(extra), (self._source(r),), "", old)
+        return Figure(value, flags | frozenset(extra), (r.source(),), "", old)
 
     # -- public ------------------------------------------------------------------------------------------------
     def get(self, company: str, quarter: Quarter, basis: str, item: str, vintage: str | None = None) -> Figure:
@@ -179,11 +132,11 @@ class Normalizer:
 
     def _compute(self, company, q, basis, item) -> Figure:
         c = self.companies[company]
-        n = q.fiscal_quarter(c.fiscal_year_end)
+        n = c.fiscal_quarter(q)
         cum_basis = f"{3 * n}M"
         if item in STATED_RATIOS:
             row = self._row(company, item, q, "3M" if basis == QUARTER else cum_basis)
-            return self._figure(row) if row else missing(f"no {ITEM_LABELS[item]} for {q}")
+            return self._figure(row) if row else missing(Reason.of("no_stated", item=item_term(item), quarter=q))
         if basis == YTD or n == 1:
             self._ytd_basis = basis == YTD
             return self._ytd(c, q, n, item)
@@ -204,7 +157,7 @@ class Normalizer:
     def _direct_quarter(self, c, q, n, item) -> Figure:
         row = self._row(c.id, item, q, "3M")
         if not row:
-            return missing(f"no three-month {ITEM_LABELS[item]} reported for {q}")
+            return missing(Reason.of("no_quarter_figure", item=item_term(item), quarter=q))
         extra = {"source_quarter"} if c.reporting == "ytd" and n > 1 else set()
         return self._figure(row, extra)
 
@@ -214,67 +167,67 @@ class Normalizer:
         prev_q = q.shift(-1)
         now_any, prev_any = self._row(c.id, item, q, b_now), self._row(c.id, item, prev_q, b_prev)
         if not now_any or not prev_any:
-            which = [f"{b} to {p}" for b, p, r in ((b_now, q, now_any), (b_prev, prev_q, prev_any)) if not r]
-            return missing(
-                f"{ITEM_LABELS[item]} {' and '.join(which)} not reported, so the single quarter {q} cannot be derived"
+            which = tuple(
+                Reason.of("period", basis=b, quarter=p)
+                for b, p, r in ((b_now, q, now_any), (b_prev, prev_q, prev_any))
+                if not r
             )
-        problem, refused = "", False
+            return missing(Reason.of("cannot_derive", item=item_term(item), periods=which, quarter=q))
+        problem, refused = None, False
         for vintage in (self._vintage,) if self._vintage else ("restated", "published"):
             now, prev = self._row(c.id, item, q, b_now, vintage), self._row(c.id, item, prev_q, b_prev, vintage)
             if not now or not prev:
-                problem = (
-                    f"{ITEM_LABELS[item]} {b_now} to {q} and {b_prev} to {prev_q} exist only in different vintages "
-                    "(as first published vs restated); not subtracted across the two"
+                problem = Reason.of(
+                    "vintage_mix_derive",
+                    item=item_term(item),
+                    basis=b_now,
+                    quarter=q,
+                    prior_basis=b_prev,
+                    prior_quarter=prev_q,
                 )
                 continue
             if now[3] != prev[3]:
-                ids = ", ".join(sorted(now[3] ^ prev[3]))
-                problem = (
-                    f"{ITEM_LABELS[item]} {b_prev} to {prev_q} predates the policy change {ids} that {b_now} to {q} "
-                    "follows; not subtracted across the two bases"
+                problem = Reason.of(
+                    "policy_derive",
+                    item=item_term(item),
+                    prior_basis=b_prev,
+                    prior_quarter=prev_q,
+                    policies=", ".join(sorted(now[3] ^ prev[3])),
+                    basis=b_now,
+                    quarter=q,
                 )
                 refused = True
                 continue
             value = now[0] - prev[0]
             flags = (now[2] | prev[2]) | {"derived_ytd"}
-            return Figure(value, frozenset(flags), (self._source(now[1]), self._source(prev[1])), "", now[3] | prev[3])
+            return Figure(value, frozenset(flags), (now[1].source(), prev[1].source()), "", now[3] | prev[3])
         fig = missing(problem)
         return Figure(None, fig.flags | {"policy_refused"}, (), problem) if refused else fig
 
     def _ytd(self, c, q, n, item) -> Figure:
         """Year to date: the reported cumulative figure, else the sum of the fiscal year's single quarters."""
         if self._ytd_basis and c.fiscal_year_end != 12:
-            return missing(
-                f"{c.name}'s fiscal year ends in month {c.fiscal_year_end}: its year to date is not the calendar "
-                "year to date the others show; compare single quarters instead"
-            )
+            return missing(Reason.of("fiscal_ytd", company=c.name, month=c.fiscal_year_end))
         row = self._row(c.id, item, q, f"{3 * n}M")
         if row:
             return self._figure(row)
         if n == 1:
-            return missing(f"{ITEM_LABELS[item]} not reported for {q}")
+            return missing(Reason.of("not_reported", item=item_term(item), quarter=q))
         parts = [self._direct_quarter(c, q.shift(k - n), k, item) for k in range(1, n + 1)]
         gaps = [str(q.shift(k - n)) for k, p in zip(range(1, n + 1), parts) if p.missing]
         if gaps:
-            return missing(
-                f"{ITEM_LABELS[item]} year to date {q}: no cumulative figure, and no single-quarter "
-                f"figure for {', '.join(gaps)} to add up"
-            )
+            return missing(Reason.of("ytd_gaps", item=item_term(item), quarter=q, gaps=", ".join(gaps)))
         if len({p.vintage for p in parts}) > 1:
-            return missing(
-                f"{ITEM_LABELS[item]} year to date {q}: its quarters mix figures as first published and restated; "
-                "not added up"
-            )
+            return missing(Reason.of("ytd_vintage_mix", item=item_term(item), quarter=q))
         olds = {p.old_basis for p in parts}
         if len(olds) > 1:
-            return missing(f"{ITEM_LABELS[item]} year to date {q}: its quarters straddle a policy change; not added up")
+            return missing(Reason.of("ytd_policy", item=item_term(item), quarter=q))
         flags = frozenset().union(*(p.flags for p in parts)) - {"source_quarter"} | {"summed_quarters"}
         return Figure(sum(p.value for p in parts), flags, tuple(s for p in parts for s in p.sources), "", olds.pop())
 
     def fiscal_year(self, company: str, q: Quarter) -> int:
         """Index of the first quarter of the fiscal year that `q` belongs to."""
-        fye = self.companies[company].fiscal_year_end
-        return q.index - (q.fiscal_quarter(fye) - 1) if fye in (3, 6, 9, 12) else q.index
+        return self.companies[company].fiscal_year_start(q)
 
     def reports(self, company: str, item: str) -> bool:
         """Whether the company reports the item in any period."""

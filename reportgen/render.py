@@ -8,15 +8,18 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from .errors import RenderError
+from .i18n import Text
 
 log = logging.getLogger("reportgen.render")
 TEMPLATE = "briefing.html.j2"
 
 
-def render_html(briefing: dict, templates_dir: Path) -> str:
-    """The standalone briefing: CSS and SVG charts inline, so it opens offline in any browser."""
+def render_html(briefing: dict, templates_dir: Path, text: Text | None = None) -> str:
+    """The standalone briefing: CSS and SVG charts inline, so it opens offline in any browser. The template's
+    words go through `text` (jinja2's i18n extension: {{ _("...") }})."""
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
+    from markupsafe import escape
 
     templates_dir = Path(templates_dir)
     if not (templates_dir / TEMPLATE).exists():
@@ -31,12 +34,18 @@ def render_html(briefing: dict, templates_dir: Path) -> str:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    t = text or Text()
+    # Translations are text, escaped like any value; markup is passed in as arguments (`|safe`).
+    env.install_gettext_callables(
+        lambda s: escape(t.gettext(s)), lambda s, p, n: escape(t.ngettext(s, p, n)), newstyle=True
     )
     css_path = templates_dir / "briefing.css"
     css = css_path.read_text(encoding="utf-8") if css_path.exists() else ""
     try:
         template = env.get_template(TEMPLATE)
-        return template.render(b=briefing, css=jinja2.utils.markupsafe.Markup(css))
+        return template.render(b=briefing, css=jinja2.utils.markupsafe.Markup(css), page_css=_page_css(t))
     except jinja2.TemplateSyntaxError as e:
         raise RenderError(f"template syntax error: {e.message}", f"templates/{e.name or TEMPLATE}", e.lineno) from None
     except jinja2.exceptions.SecurityError as e:
@@ -47,6 +56,31 @@ def render_html(briefing: dict, templates_dir: Path) -> str:
         ) from None
     except jinja2.TemplateError as e:
         raise RenderError(f"template error: {e}", f"templates/{TEMPLATE}") from None
+
+
+def _css_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _page_css(text: Text):
+    """The running header's and footer's words as CSS (they are written in @page rules, not in the HTML)."""
+    import re
+
+    from markupsafe import Markup
+
+    _ = text.gettext
+    parts = []
+    for piece in re.split(r"({page}|{pages})", _("Page {page} of {pages}")):
+        if piece == "{page}":
+            parts.append("counter(page)")
+        elif piece == "{pages}":
+            parts.append("counter(pages)")
+        elif piece:
+            parts.append(_css_string(piece))
+    return Markup(
+        "@page { @top-right { content: %s; } @bottom-right { content: %s; } }"
+        % (_css_string(_("Confidential")), " ".join(parts))
+    )
 
 
 def _fetcher_class():

@@ -1,4 +1,4 @@
-"""When to run: cron expressions, crontab and systemd unit text, the run lock and the "which edition is due" choice."""
+"""When to run: cron expressions, crontab and systemd unit text, and the "which edition is due" choice."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,15 +15,13 @@ from pathlib import Path
 from croniter import CroniterError, croniter
 
 from .errors import ConfigError, ReportgenError
+from .ledger import EXIT_LOCK_HELD, LockHeld
 from .periods import Quarter
 
 logger = logging.getLogger("reportgen.schedule")
 
 #: the schedule used when reportgen.toml has none: 08:00 on the 1st of every month
 DEFAULT_CRON = "0 8 1 * *"
-
-#: exit status of `reportgen run` when another run holds the lock (EX_TEMPFAIL in sysexits.h: try again later)
-EXIT_LOCK_HELD = 75
 
 #: the longest single sleep of `sleep_until_next`, so a wall-clock change (NTP step, suspend) is noticed in time
 MAX_SLEEP_SECONDS = 600.0
@@ -367,118 +364,6 @@ def systemd_units(expr: str | CronSpec, workspace: Path, executable: str) -> tup
         "WantedBy=timers.target\n"
     )
     return service, timer
-
-
-# --- the run lock ------------------------------------------------------------------------------------------------
-
-
-class LockHeld(ReportgenError):
-    """Another `reportgen run` holds the run lock; `pid` is its process id when the lock file names it."""
-
-    exit_code = EXIT_LOCK_HELD
-
-    def __init__(self, message: str, path: str | None = None, pid: int | None = None, holder: dict | None = None):
-        super().__init__(message, path)
-        self.pid = pid
-        self.holder = holder or {}
-
-
-def read_lock_holder(path: Path) -> dict[str, str]:
-    """What a lock file says about its holder (`pid`, `hostname`, `started`); empty when unreadable.
-
-    Only meaningful while the lock is held: a run that was killed leaves its details behind."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    out = {}
-    for ln in text.splitlines():
-        key, sep, value = ln.partition(":")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
-
-
-class RunLock:
-    """`with RunLock(path):` makes sure two overlapping runs never build or send twice.
-
-    The lock is an OS advisory lock (flock, non-blocking) on `path`, so the kernel releases it when the holder's
-    process ends in any way, a SIGKILL included: there is no stale lock to clean up after a crash. While held, the
-    file records the holder's pid, hostname and start time for people; the file itself is left in place.
-    Raises LockHeld when another process (or another RunLock on the same file) holds it.
-    """
-
-    # Why stdlib fcntl and not the filelock package: filelock's Unix lock is this same flock call, so it would add
-    # a dependency without adding safety, and we also want the holder's details written into the lock file and read
-    # back for the message. reportgen runs from cron and systemd, i.e. on POSIX; if Windows is ever needed,
-    # filelock (msvcrt locking) is the way. flock works on local file systems; on NFS Linux maps it to a POSIX
-    # byte-range lock, which also covers other hosts (hence the hostname in the file).
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._fd: int | None = None
-
-    @property
-    def locked(self) -> bool:
-        return self._fd is not None
-
-    def acquire(self) -> RunLock:
-        import fcntl  # POSIX only; imported here so that importing this module works anywhere
-
-        if self._fd is not None:
-            raise RuntimeError(f"{self.path} is already locked by this RunLock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # O_NOFOLLOW: never write through a symlink planted at the lock path; O_CLOEXEC: programs this run starts
-        # do not inherit the lock (and so cannot keep it after the run ends).
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = read_lock_holder(self.path)
-            pid = int(holder["pid"]) if holder.get("pid", "").isdigit() else None
-            who = f"pid {pid}" if pid is not None else "pid unknown"
-            if holder.get("hostname"):
-                who += f" on {holder['hostname']}"
-            if holder.get("started"):
-                who += f", started {holder['started']}"
-            raise LockHeld(
-                f"another reportgen run ({who}) holds the run lock; this run did nothing. Try again "
-                "when it has finished (the lock is released when that process ends)",
-                str(self.path),
-                pid,
-                holder,
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        started = datetime.now().astimezone().isoformat(timespec="seconds")
-        data = f"pid: {os.getpid()}\nhostname: {socket.gethostname()}\nstarted: {started}\n".encode()
-        # Write, then cut to length: a reader sees the old text or the new, never an empty file in between.
-        os.pwrite(fd, data, 0)
-        os.ftruncate(fd, len(data))
-        self._fd = fd
-        logger.debug("took the run lock %s (pid %d)", self.path, os.getpid())
-        return self
-
-    def release(self) -> None:
-        import fcntl
-
-        if self._fd is None:
-            return
-        fd, self._fd = self._fd, None
-        try:
-            os.ftruncate(fd, 0)  # no holder's details left behind after a clean end
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-        logger.debug("released the run lock %s", self.path)
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 # --- which edition is due --------------------------------------------------------------------------------------

@@ -10,7 +10,54 @@ import pytest
 from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).resolve().parent / "golden"
 FIN_HEADER = "period,basis,label,value,unit,currency,vintage,source_url\n"
+#: the date and SOURCE_DATE_EPOCH of the shared 2025Q2 edition (2025-12-01)
+EDITION_DATE, EPOCH = "2026-11-24", "1764547200"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--rewrite-golden",
+        action="store_true",
+        help="Rewrite tests/golden/ from the current code instead of comparing with it (review the diff!).",
+    )
+
+
+def copy_default_workspace(dest: Path) -> Path:
+    """A copy of the repository's default workspace (Xiaomi and nine peers) at `dest`."""
+    dest.mkdir(parents=True)
+    for part in ("reportgen.toml", "data", "templates"):
+        src = REPO / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / part)
+    (dest / "output").mkdir()
+    return dest
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """The default workspace's 2025Q2 edition, built once for every test that only reads it:
+    (workspace, output/2025Q2)."""
+    ws = copy_default_workspace(tmp_path_factory.mktemp("built") / "ws")
+    res = CliRunner().invoke(
+        cli_main(),
+        ["-C", str(ws), "build", "--quarter", "2025Q2", "--date", EDITION_DATE],
+        env={"SOURCE_DATE_EPOCH": EPOCH},
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0, res.output
+    return ws, ws / "output" / "2025Q2"
+
+
+def cli_main():
+    from reportgen.cli import cli
+
+    return cli
+
+
+@pytest.fixture
+def rewrite_golden(request) -> bool:
+    return request.config.getoption("--rewrite-golden")
 
 
 @pytest.fixture
@@ -21,14 +68,7 @@ def runner():
 @pytest.fixture
 def default_ws(tmp_path) -> Path:
     """A copy of the repository's default workspace (Xiaomi and nine peers)."""
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    shutil.copy(REPO / "reportgen.toml", ws / "reportgen.toml")
-    shutil.copytree(REPO / "data", ws / "data")
-    if (REPO / "templates").exists():
-        shutil.copytree(REPO / "templates", ws / "templates")
-    (ws / "output").mkdir()
-    return ws
+    return copy_default_workspace(tmp_path / "ws")
 
 
 def write_mini(root: Path, files: dict[str, str]) -> Path:

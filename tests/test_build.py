@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from pypdf import PdfReader
 
 from reportgen.cli import cli
 
-from .conftest import FIN_HEADER, REPO, write_mini
+from .conftest import EPOCH, FIN_HEADER, write_mini
 
 COMPANIES = [
     "Xiaomi",
@@ -35,19 +34,6 @@ def _build(runner, ws, quarter="2025Q2", date="2026-11-24", env=None):
     )
     assert res.exit_code == 0, res.output
     return ws / "output" / quarter
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    from click.testing import CliRunner
-
-    ws = tmp_path_factory.mktemp("b") / "ws"
-    ws.mkdir()
-    for part in ("reportgen.toml", "data", "templates"):
-        src = REPO / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, ws / part)
-    out = _build(CliRunner(), ws, env={"SOURCE_DATE_EPOCH": "1764547200"})
-    return ws, out
 
 
 def _text(pdf: Path) -> str:
@@ -114,6 +100,12 @@ def test_pdf_metadata_and_pages(built):
     assert f"Page {n} of {n}" in reader.pages[-1].extract_text()
 
 
+def test_no_text_outside_the_pages(built):
+    from .test_safety import assert_text_inside_pages
+
+    assert_text_inside_pages(built[1] / "briefing.pdf")
+
+
 def test_pdf_embeds_a_font_with_chinese_glyphs(built):
     _, out = built
     fonts = set()
@@ -126,7 +118,7 @@ def test_pdf_embeds_a_font_with_chinese_glyphs(built):
 def test_rebuild_is_byte_identical(built, runner, tmp_path):
     ws, out = built
     first = {n: (out / n).read_bytes() for n in ("briefing.html", "briefing.pdf", "metrics.csv")}
-    again = _build(runner, ws, env={"SOURCE_DATE_EPOCH": "1764547200"})
+    again = _build(runner, ws, env={"SOURCE_DATE_EPOCH": EPOCH})
     for name, data in first.items():
         assert (again / name).read_bytes() == data, name
 
@@ -194,6 +186,7 @@ def test_template_reference_outside_workspace_is_not_embedded(runner, tmp_path, 
     assert any("/etc/passwd" in r for r in refused) and any("127.0.0.1:9" in r for r in refused)
 
 
+@pytest.mark.slow
 def test_several_quarters_in_parallel_match_one_by_one(tmp_path):
     from datetime import date
 

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from reportgen import loaders
 from reportgen.cli import cli
 from reportgen.errors import DataError
+from reportgen.model import Company
+from reportgen.readers import FINANCIAL_COLUMNS
 
 from .conftest import REPO, write_mini
 
@@ -49,7 +51,7 @@ def test_hostile_input(runner, tmp_path, name):
         assert res.stdout == ""
         assert not any((ws / "output").iterdir())  # no partial output
     if "stdout_contains" in case:
-        assert case["stdout_contains"] in res.stdout
+        assert " ".join(case["stdout_contains"].split()) in " ".join(res.stdout.split())  # columns may move
     # validate reports the same data or config problem, at the same place
     where = case["stderr"].removeprefix("Error: ").split(": ")[0]
     at_line = re.search(r":\d+$", where)
@@ -59,7 +61,7 @@ def test_hostile_input(runner, tmp_path, name):
 
 
 LABELS, OVERRIDES = loaders.load_labels(REPO)
-COMPANY = loaders.Company("alpha", "Alpha", "A", "A", "X", "IFRS", "RMB", 12, "quarterly", "")
+COMPANY = Company("alpha", "Alpha", "A", "A", "X", "IFRS", "RMB", 12, "quarterly", "")
 cell = st.one_of(
     st.text(max_size=12),
     st.sampled_from(
@@ -84,9 +86,7 @@ cell = st.one_of(
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
-    header=st.lists(
-        st.sampled_from(list(loaders.FINANCIAL_COLUMNS) + ["vintage", "note", "junk", ""]), min_size=0, max_size=9
-    ),
+    header=st.lists(st.sampled_from(list(FINANCIAL_COLUMNS) + ["vintage", "note", "junk", ""]), min_size=0, max_size=9),
     rows=st.lists(st.lists(cell, max_size=9), max_size=6),
 )
 def test_random_tables_load_or_fail_cleanly(tmp_path_factory, header, rows):

@@ -28,9 +28,9 @@ from aiosmtpd.smtp import AuthResult
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reportgen import deliver
+from reportgen import deliver, ledger, pipeline
+from reportgen.channel import Failure
 from reportgen.config import MailList, Settings
-from reportgen.deliver import Failure
 from reportgen.errors import DeliveryError
 
 TO, CC, BCC = ["ceo@example.test", "cfo@example.test"], ["ir@example.test"], ["archive@example.test"]
@@ -90,7 +90,7 @@ def edition(tmp_path, edition_files) -> Path:
 
 
 def ledger_rows(edition: Path) -> list[tuple]:
-    with sqlite3.connect(edition.parent / deliver.LEDGER_NAME) as db:
+    with sqlite3.connect(edition.parent / ledger.LEDGER_NAME) as db:
         return db.execute(
             "SELECT edition, quarter, list, recipient, status, test, smtp_code FROM deliveries"
         ).fetchall()
@@ -194,7 +194,7 @@ def env_for(port: int, **extra) -> dict[str, str]:
 def send(edition, port, settings=SETTINGS, sleeps=None, env=None, **kw):
     """send_edition through the server on `port`; waits go into `sleeps` instead of passing."""
     sleeps = [] if sleeps is None else sleeps
-    return deliver.send_edition(edition, settings, env=env_for(port, **(env or {})), sleep=sleeps.append, **kw)
+    return pipeline.send_edition(edition, settings, env=env_for(port, **(env or {})), sleep=sleeps.append, **kw)
 
 
 # -- the whole round trip -----------------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def test_test_to_sends_one_copy_recorded_apart(edition, smtp):
     assert rcpts == ["me@example.test"]
     assert (msg["Subject"], msg["To"], msg["Cc"]) == (f"[TEST] {SUBJECT}", "me@example.test", None)
     assert ledger_rows(edition) == [("d5e568cfb500d772", "2025Q2", "board", "me@example.test", "sent", 1, 250)]
-    with deliver.Ledger(edition.parent / deliver.LEDGER_NAME) as book:
+    with ledger.Ledger(edition.parent / ledger.LEDGER_NAME) as book:
         assert book.delivered("d5e568cfb500d772", "board") == set()
         assert [(h["kind"], h["recipient"], h["status"]) for h in book.history()] == [
             ("test", "me@example.test", "sent")
@@ -277,7 +277,7 @@ def test_dry_run_writes_eml_files_and_sends_nothing(edition, smtp):
     assert report.written == [outbox / f"{i:03d}-{r}.eml" for i, r in enumerate(RECIPIENTS, 1)]
     assert report.summary() == f"dry run: 4 written to {outbox}, 0 already had it"
     assert (handler.connections, handler.received, report.sent) == (0, [], [])
-    assert not (edition.parent / deliver.LEDGER_NAME).exists()  # nothing recorded
+    assert not (edition.parent / ledger.LEDGER_NAME).exists()  # nothing recorded
     msg = email.message_from_bytes(report.written[3].read_bytes(), policy=policy.default)
     assert (msg["Subject"], msg["To"], msg["Bcc"]) == (SUBJECT, "ceo@example.test, cfo@example.test", None)
     assert next(msg.iter_attachments()).get_content() == (edition / "briefing.pdf").read_bytes()
@@ -287,7 +287,7 @@ def test_dry_run_writes_eml_files_and_sends_nothing(edition, smtp):
 
 
 def test_dry_run_needs_no_server_settings(edition):
-    report = deliver.send_edition(edition, SETTINGS, dry_run=True, env={})
+    report = pipeline.send_edition(edition, SETTINGS, dry_run=True, env={})
     msg = email.message_from_bytes(report.written[0].read_bytes(), policy=policy.default)
     assert msg["From"] == "reportgen@localhost.localdomain"
 
@@ -369,7 +369,7 @@ def test_bad_address_refused_before_anything_is_sent(edition, smtp, where, bad, 
         send(edition, port, settings, **kw)
     assert str(e.value).startswith(f"reportgen.toml: nothing was sent: {message}")
     assert (handler.connections, handler.seen_rcpt, handler.received) == (0, [], [])
-    assert not (edition.parent / deliver.LEDGER_NAME).exists()
+    assert not (edition.parent / ledger.LEDGER_NAME).exists()
 
 
 def test_build_message_for_a_bcc_recipient(edition):
@@ -503,7 +503,7 @@ def test_authentication_refused_is_clear_and_the_password_never_shows(edition, a
     assert report.failed == [Failure(r, 535, reply) for r in RECIPIENTS]
     assert (report.sent, sleeps, handler.received) == ([], [], [])  # a refused login is not retried
     assert report.notice == f"failure notice to {OWNER} not sent (535 {reply})"
-    with sqlite3.connect(edition.parent / deliver.LEDGER_NAME) as db:
+    with sqlite3.connect(edition.parent / ledger.LEDGER_NAME) as db:
         dump = "\n".join(db.iterdump())
     shown = [
         caplog.text,
@@ -577,10 +577,10 @@ def test_smtp_settings_defaults():
 # -- exactly once across processes --------------------------------------------------------------------------------
 CHILD = """
 import json, sys
-from reportgen import deliver
+from reportgen import deliver, ledger, pipeline
 from reportgen.config import MailList, Settings
 ml = MailList(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(sys.argv[2]).items()})
-deliver.send_edition(sys.argv[1], Settings(mail_lists=(ml,)))
+pipeline.send_edition(sys.argv[1], Settings(mail_lists=(ml,)))
 """
 
 
@@ -610,7 +610,7 @@ def test_send_killed_mid_list_resumes_without_duplicates(edition, smtp):
 
 def test_a_second_send_while_one_is_running_is_refused(edition, smtp):
     handler, port = smtp
-    with open(edition.parent / deliver.SEND_LOCK_NAME, "w") as held:
+    with open(edition.parent / ledger.SEND_LOCK_NAME, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `reportgen send` holds it
         with pytest.raises(DeliveryError, match="another `reportgen send` or `run` is mailing from this workspace"):
             send(edition, port)
@@ -620,10 +620,10 @@ def test_a_second_send_while_one_is_running_is_refused(edition, smtp):
 
 def test_history_lists_builds_and_deliveries_in_order(edition, smtp):
     handler, port = smtp
-    with deliver.open_ledger(edition.parent.parent) as book:
+    with ledger.open_ledger(edition.parent.parent) as book:
         book.record_build("2025Q2", "d5e568cfb500d772", True)
-        send(edition, port, test_to="me@example.test", ledger=book)
-        send(edition, port, ledger=book)
+        send(edition, port, test_to="me@example.test", journal=book)
+        send(edition, port, journal=book)
         hist = book.history()
     assert [(h["kind"], h["recipient"], h["status"], h["code"]) for h in hist] == [
         ("build", "", "built", None),

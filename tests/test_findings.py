@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from reportgen.findings import DEFAULT_TEMPLATES, build_findings, comparison_word
+from reportgen.formats import fmt_value
 from reportgen.metrics import BY_ID
 
 WORDS = DEFAULT_TEMPLATES
@@ -56,7 +57,7 @@ def test_sentences_state_values_and_leave_out_unreported_peers():
         _rec("c", "Gamma", "selling_expense_ratio", 0.060, ["sga_proxy"]),
         _rec("d", "Delta", "selling_expense_ratio", None),
     ]
-    f = build_findings(records, "a", groups, "2025Q2", BY_ID, 1.0, {}, not_reported=["Delta"])
+    f = build_findings(records, "a", groups, "2025Q2", BY_ID, 1.0, {}, not_reported=["Delta"], fmt=fmt_value)
     assert f.sentences[0] == "Alpha's revenue was RMB 1,000 million in 2025Q2, up 10.0% year on year."
     assert (
         "Alpha's selling-expense ratio of 6.7% is below Beta 9.1%ᵈ, slightly above Gamma 6.0%ᵃ (Peers)." in f.sentences
@@ -79,5 +80,6 @@ def test_workspace_wording_is_used():
         BY_ID,
         1.0,
         {"position": "{subject}: {metric} {value}, {comparisons}.", "below": "lower than"},
+        fmt=fmt_value,
     )
     assert f.sentences == ["Alpha: selling-expense ratio 5.0%, lower than Beta 9.0% (Peers)."]

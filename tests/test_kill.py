@@ -38,6 +38,7 @@ HOOK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["pdf", "swap"], ids=["during-pdf-render", "before-swap-after-pdf-write"])
 def test_killed_build_keeps_previous_edition(tmp_path, step):
     ws = write_mini(tmp_path / "w", {})

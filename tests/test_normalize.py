@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from reportgen.cli import cli
 from reportgen.errors import PeriodError
-from reportgen.loaders import Company
+from reportgen.model import Company, ReportedRow
 from reportgen.normalize import QUARTER, YTD, Normalizer
 from reportgen.periods import Quarter
 
@@ -75,20 +75,20 @@ def _company(**kw):
 
 
 def _row(period, basis, item, value, vintage="published", line=2):
-    return {
-        "company": "c",
-        "quarter": Quarter.parse(period),
-        "basis": basis,
-        "label": item,
-        "item": item,
-        "value": value,
-        "unit": "million",
-        "currency": "RMB",
-        "vintage": vintage,
-        "source_url": "u",
-        "file": "f.csv",
-        "line": line,
-    }
+    return ReportedRow(
+        "c",
+        Quarter.parse(period),
+        basis,
+        item,
+        item,
+        value,
+        "million",
+        "RMB",
+        vintage,
+        source_url="u",
+        file="f.csv",
+        line=line,
+    )
 
 
 def test_restated_and_published_are_never_subtracted_across():
@@ -104,7 +104,7 @@ def test_restated_and_published_are_never_subtracted_across():
 
 
 def test_no_derivation_across_a_policy_change():
-    from reportgen.loaders import PolicyChange
+    from reportgen.model import PolicyChange
 
     c = _company(policy_changes=(PolicyChange("interp18", "t", Quarter(2024, 4), ("selling_expenses",)),))
     rows = [

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from reportgen.cli import cli
 
 from .conftest import FIN_HEADER, write_mini
@@ -68,6 +70,7 @@ for q in QUARTERS:
         PUBLICATIONS.setdefault((y + (m - 1) // 12, (m - 1) % 12 + 1), []).append((company, q))
 
 
+@pytest.mark.slow
 def test_a_year_of_monthly_runs(runner, tmp_path, smtp):  # noqa: F811
     handler, port = smtp
     ws = _workspace(tmp_path)
@@ -91,6 +94,10 @@ def test_a_year_of_monthly_runs(runner, tmp_path, smtp):  # noqa: F811
     builds = [ln.split()[2] for ln in hist if "  build  " in ln]
     # each edition built once; 2025Q2 once more after the restatement, never for unchanged inputs
     assert builds == ["2024Q4", "2025Q1", "2025Q2", "2025Q2", "2025Q3"]
+    runs = [ln.split()[2:] for ln in hist if "  run  " in ln]  # every run is in the history, with what it did
+    assert len(runs) == 12
+    assert [r[-2:] for r in runs[:2]] == [["nothing", "due"]] * 2
+    assert all(r[-1] == "done" for r in runs[2:]) and runs[2][0] == "2024Q4" and runs[11][0] == "2025Q3"
     # each edition mailed once to each recipient: 5 editions x 2 recipients, nothing twice
     assert len(handler.received) == 10
     per_edition = {}
@@ -99,6 +106,7 @@ def test_a_year_of_monthly_runs(runner, tmp_path, smtp):  # noqa: F811
     assert all(sorted(v) == ["ceo@example.test", "cfo@example.test"] for v in per_edition.values())
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_build_and_send_once(tmp_path, smtp):  # noqa: F811
     handler, port = smtp
     ws = _workspace(tmp_path)
@@ -163,3 +171,11 @@ def test_test_to_sends_one_copy_whatever_the_lists(runner, tmp_path, smtp):  # n
     assert [r for r, _ in handler.received] == [["me@example.test"]]
     text = handler.received[0][1].get_body(("plain",)).get_content()
     assert "Marks: " in text  # the findings' footnote marks are explained in the mail
+
+
+def test_a_run_with_nothing_due_is_in_the_history(runner, tmp_path):
+    ws = _workspace(tmp_path)
+    res = runner.invoke(cli, ["-C", str(ws), "run", "--now", "2025-01-01T08:00"])
+    assert res.exit_code == 0, res.output
+    hist = runner.invoke(cli, ["-C", str(ws), "history"]).stdout.splitlines()
+    assert len(hist) == 1 and hist[0].split()[1:] == ["run", "nothing", "due"]

@@ -80,5 +80,24 @@ def test_huge_numbers_and_long_names_keep_the_layout(runner, tmp_path):
     assert len(reader.pages) <= 12
     text = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in reader.pages))
     assert "999,999,999,999,999" in text  # shown whole, in RMB million with separators
-    for page in reader.pages:  # nothing drawn beyond the A4 page
-        assert float(page.mediabox.width) < 600
+    assert_text_inside_pages(ws / "output/2025Q2/briefing.pdf")
+
+
+def assert_text_inside_pages(pdf, margin_pt: float = 20.0):
+    """Every word pdftotext finds lies inside its page, clear of the paper's edge by `margin_pt` (the page
+    margins are 16 mm and more): nothing overflows a table cell, a chart or the page."""
+    import shutil
+    import subprocess
+    import xml.etree.ElementTree as ET
+
+    assert shutil.which("pdftotext"), "pdftotext (poppler-utils) is needed; .ci/run installs it"
+    xml = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    ns = {"x": "http://www.w3.org/1999/xhtml"}
+    pages = ET.fromstring(xml).findall(".//x:page", ns)
+    assert pages
+    for n, page in enumerate(pages, 1):
+        w, h = float(page.get("width")), float(page.get("height"))
+        for word in page.findall("x:word", ns):
+            box = [float(word.get(k)) for k in ("xMin", "yMin", "xMax", "yMax")]
+            inside = margin_pt <= box[0] and box[2] <= w - margin_pt and margin_pt / 2 <= box[1] and box[3] <= h
+            assert inside, f"page {n}: {word.text!r} at {box} is outside the {w:.0f}x{h:.0f} page's margins"

@@ -22,16 +22,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from reportgen.errors import ConfigError, ReportgenError
+from reportgen.ledger import Lock as RunLock
+from reportgen.ledger import LockHeld, read_lock_holder
 from reportgen.periods import Quarter
 from reportgen.schedule import (
-    LockHeld,
-    RunLock,
     crontab_line,
     due_quarter,
     next_runs,
     on_calendar,
     parse_cron,
-    read_lock_holder,
     sleep_until_next,
     systemd_units,
 )
@@ -431,7 +430,7 @@ def test_on_calendar_agrees_with_systemd_property(case, base):
 HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from reportgen.schedule import RunLock
+    from reportgen.ledger import Lock as RunLock
     with RunLock(Path(sys.argv[1])):
         print("locked", flush=True)
         time.sleep(60)
@@ -440,7 +439,7 @@ HOLDER = textwrap.dedent("""
 TRY_LOCK = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from reportgen.schedule import LockHeld, RunLock
+    from reportgen.ledger import Lock as RunLock, LockHeld
     try:
         with RunLock(Path(sys.argv[1])):
             print("got it", flush=True)

@@ -1,0 +1,80 @@
+"""The string seam: every word a reader sees (briefing, findings, missing-value reasons, mail) comes through one
+message catalogue per language, gettext `.po` files under `reportgen/locale/` read with Babel. English is the
+source language: its messages are the msgids themselves.
+
+Extract the messages after changing a string (the README's "Development" section has the command):
+    pybabel extract -F babel.cfg -o reportgen/locale/reportgen.pot .
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext as _gettext
+from collections.abc import Mapping
+from pathlib import Path
+
+from .formats import NOT_AVAILABLE, fmt_value
+from .model import FLAG, ITEM, Reason, Term, marks, sup_marks
+
+DOMAIN = "reportgen"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+#: languages a briefing can be written in; the first is the default
+LANGUAGES = ("en",)
+
+
+@functools.lru_cache(maxsize=8)
+def translations(lang: str) -> _gettext.NullTranslations:
+    """The catalogue of `lang` (English: none, the msgids are English)."""
+    if lang == "en":
+        return _gettext.NullTranslations()
+    raise ValueError(f"no catalogue for language {lang!r}; known: {', '.join(LANGUAGES)}")
+
+
+class Text:
+    """One language's words and number formats, for everything a reader sees."""
+
+    def __init__(self, lang: str = "en"):
+        self.lang = lang
+        self._t = translations(lang)
+
+    # -- messages ----------------------------------------------------------------------------------------------
+    def gettext(self, message: str) -> str:
+        return self._t.gettext(message) if message else message
+
+    _ = gettext
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self._t.ngettext(singular, plural, n)
+
+    def reason(self, reason) -> str:
+        """A missing-value reason in words."""
+        if isinstance(reason, Reason):
+            return reason.render(self.gettext)
+        return self.gettext(reason) if isinstance(reason, Term) else str(reason or "")
+
+    def item(self, item_id: str) -> str:
+        return self.gettext(ITEM[item_id].label)
+
+    def flag_note(self, flag_id: str) -> str:
+        return self.gettext(FLAG[flag_id].note)
+
+    def templates(self, defaults: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Sentence templates in this language, with a workspace's rewording on top."""
+        return {**{k: self.gettext(v) for k, v in defaults.items()}, **(overrides or {})}
+
+    # -- figures -----------------------------------------------------------------------------------------------
+    @property
+    def not_available(self) -> str:
+        return self.gettext(NOT_AVAILABLE)
+
+    def fmt(self, value, unit: str) -> str:
+        """A figure as shown: 6.7%, +30.5%, +1.8 pp, 115,956 (RMB million), n/a."""
+        return fmt_value(value, unit)
+
+    marks = staticmethod(marks)
+    sup_marks = staticmethod(sup_marks)
+
+
+@functools.lru_cache(maxsize=8)
+def text(lang: str = "en") -> Text:
+    return Text(lang)

@@ -26,13 +26,13 @@ ATTACHMENTS = {
 
 @dataclass(frozen=True)
 class Parcel:
-    """What to send to one list: the edition's manifest and the files the list asks for (checked against the
-    SHA-256 the build recorded), named for the reader."""
+    """What to send to one list: the edition's manifest and the bytes of the files the list asks for, read once
+    (and checked against the SHA-256 the build recorded), so every recipient gets the same edition."""
 
     edition_dir: Path
     manifest: dict
     list_name: str
-    attach: tuple[str, ...]
+    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (file name for the reader, MIME type, bytes)
     test: bool = False
 
     @property
@@ -43,29 +43,27 @@ class Parcel:
     def quarter(self) -> str:
         return self.manifest["quarter"]
 
-    def files(self) -> list[tuple[str, str, bytes]]:
-        """(file name for the reader, MIME type, bytes) of each attachment, in the list's order."""
-        out = []
-        for kind in self.attach:
-            name, ctype = ATTACHMENTS[kind]
-            out.append((f"{self.quarter}-{name}", ctype, (self.edition_dir / name).read_bytes()))
-        return out
 
-
-def check_files(edition_dir: Path, manifest: dict, attach: Sequence[str]) -> None:
-    """Every attachment exists and is the file the build wrote (sha256 in manifest.json)."""
-    listed = manifest.get("files", {})
+def load_parcel(edition_dir: Path, manifest: dict, list_name: str, attach: Sequence[str], test: bool = False) -> Parcel:
+    """The parcel for one list: every attachment read once, refused unless it is a plain file of the edition (not a
+    link elsewhere) whose SHA-256 is the one manifest.json recorded at build time."""
+    edition_dir = Path(edition_dir)
+    listed = manifest.get("files", {}) if isinstance(manifest.get("files"), dict) else {}
+    out = []
     for kind in attach:
-        name = ATTACHMENTS[kind][0]
-        path = Path(edition_dir) / name
-        if not path.is_file():
+        name, ctype = ATTACHMENTS[kind]
+        path = edition_dir / name
+        if path.is_symlink() or not path.is_file():
             raise DeliveryError(f"the edition has no {name}; rebuild it", str(edition_dir), field=f"attach {kind}")
-        want = listed.get(name, {}).get("sha256")
-        if want and sha256(path.read_bytes()).hexdigest() != want:
+        data = path.read_bytes()
+        want = (listed.get(name) or {}).get("sha256")
+        if want and sha256(data).hexdigest() != want:
             raise DeliveryError(
                 f"{name} is not the file this edition's build wrote (sha256 differs from manifest.json); rebuild it",
                 str(path),
             )
+        out.append((f"{manifest['quarter']}-{name}", ctype, data))
+    return Parcel(edition_dir, manifest, list_name, tuple(out), test)
 
 
 class Outcome(NamedTuple):
@@ -97,9 +95,16 @@ class Channel(Protocol):
 
 
 class Journal(Protocol):
-    """Keeps outcomes (the ledger): who has which edition of which list."""
+    """Keeps outcomes (the ledger): who has which edition of which list. `begin` records a copy the moment before
+    it is handed over and `settle` its outcome; both raise a ReportgenError when they cannot write."""
 
     def delivered(self, edition: str, list_name: str) -> set[str]: ...
+
+    def in_doubt(self, edition: str, list_name: str) -> set[str]: ...
+
+    def begin(self, edition: str, quarter: str, list_name: str, recipient: str, test: bool = False) -> int: ...
+
+    def settle(self, row: int, status: str, code: int | None = None, reply: str = "") -> None: ...
 
     def record(
         self,
@@ -123,6 +128,8 @@ class DeliveryReport:
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # the journal says they already have this edition
     failed: list[Failure] = field(default_factory=list)
+    in_doubt: list[str] = field(default_factory=list)  # handed over, outcome unknown: not sent again blindly
+    stopped: str = ""  # why the list stopped early (the journal could not be written)
     written: list[Path] = field(default_factory=list)  # .eml files of a dry run
     outbox: Path | None = None  # where a dry run wrote them
     test: bool = False
@@ -130,8 +137,8 @@ class DeliveryReport:
 
     @property
     def ok(self) -> bool:
-        """True when nobody failed."""
-        return not self.failed
+        """True when everybody has the edition (nobody failed, nobody in doubt)."""
+        return not (self.failed or self.in_doubt or self.stopped)
 
     def summary(self) -> str:
         """One line for people, e.g. `3 sent, 1 already had it, 1 failed: a@b.c (550 5.1.1 No such user)`."""
@@ -148,8 +155,15 @@ class DeliveryReport:
                 f"{len(self.failed)} failed: "
                 + "; ".join(f"{f.recipient} ({f.code or 'no reply'} {f.reply})".replace(" )", ")") for f in self.failed)
             )
+        if self.in_doubt:
+            parts.append(
+                f"{len(self.in_doubt)} in doubt (handed over, the outcome was not recorded; check with them, then "
+                f"`reportgen send --resend-to ADDRESS` if they lack it): {', '.join(self.in_doubt)}"
+            )
         if self.notice:
             parts.append(self.notice)
+        if self.stopped:
+            parts.append(f"stopped: {self.stopped}")
         return ", ".join(parts)
 
 
@@ -160,29 +174,75 @@ def send_list(
     journal: Journal,
     *,
     resend: bool = False,
+    resend_to: Sequence[str] = (),
     log: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> DeliveryReport:
-    """Hand each recipient one copy of the parcel, skipping those the journal says have it (unless `resend` or a
-    test), recording every outcome the moment it is known. An outcome with `stop` fails the rest of the list."""
+    """Hand each recipient one copy of the parcel, skipping those the journal says have it or may have it (in
+    doubt), unless `resend`, listed in `resend_to`, or a test copy.
+
+    Each copy is recorded as pending the moment before it is handed over and settled the moment the outcome is
+    known. When the journal cannot be written the list stops at once: a copy the receiver accepted but the journal
+    could not settle stays in doubt, so a rerun does not mail that recipient again blindly. An outcome with `stop`
+    (the channel cannot reach anyone) fails the rest of the list."""
+    from .errors import ReportgenError
+
     log = log or logging.getLogger("reportgen.channel")
     edition, quarter, name, test = parcel.edition, parcel.quarter, parcel.list_name, parcel.test
     report = DeliveryReport(name, edition, test=test)
-    done = set() if (resend or test) else journal.delivered(edition, name)
-    todo = [r for r in recipients if r not in done]
-    report.skipped = [r for r in recipients if r in done]
+    forced = {r.lower() for r in resend_to}
+    if resend or test:
+        done, doubt = set(), set()
+    else:
+        done, doubt = journal.delivered(edition, name), journal.in_doubt(edition, name)
+    todo = [r for r in recipients if r.lower() in forced or (r not in done and r not in doubt)]
+    report.skipped = [r for r in recipients if r in done and r not in todo]
+    report.in_doubt = [r for r in recipients if r in doubt and r not in done and r not in todo]
     log.info(
-        "%s: edition %s %s, %d recipients, %d already have it, %d to send",
+        "%s: edition %s %s, %d recipients, %d already have it, %d in doubt, %d to send",
         name,
         quarter,
         edition,
         len(recipients),
         len(report.skipped),
+        len(report.in_doubt),
         len(todo),
     )
     try:
         for n, rcpt in enumerate(todo):
-            outcome = channel.deliver(parcel, rcpt, lambda: None)
-            journal.record(edition, quarter, name, rcpt, outcome.status, test, outcome.code, outcome.reply)
+            rest = todo[n + 1 :]
+            row: list[int] = []
+
+            def handover(rcpt=rcpt, row=row):
+                if not row:  # a retry of the same copy keeps its one pending record
+                    row.append(journal.begin(edition, quarter, name, rcpt, test))
+
+            try:
+                outcome = channel.deliver(parcel, rcpt, handover)
+            except ReportgenError as e:  # the journal could not record the copy: it was not handed over
+                report.stopped = f"{e}; nothing was sent to {rcpt}"
+                report.failed += [Failure(r, None, "not tried: the ledger cannot be written") for r in [rcpt, *rest]]
+                log.error("%s: %s", name, report.stopped)
+                break
+            try:
+                if row:
+                    journal.settle(row[0], outcome.status, outcome.code, outcome.reply)
+                else:
+                    journal.record(edition, quarter, name, rcpt, outcome.status, test, outcome.code, outcome.reply)
+            except ReportgenError as e:
+                accepted = outcome.status == "sent"
+                if accepted:
+                    report.in_doubt.append(rcpt)
+                else:
+                    report.failed.append(Failure(rcpt, outcome.code, outcome.reply))
+                report.stopped = f"{e}; " + (
+                    f"the copy for {rcpt} was accepted ({outcome.code} {outcome.reply}) but could not be "
+                    "recorded: it stays in doubt, and a rerun does not mail it again"
+                    if accepted
+                    else f"the failure for {rcpt} could not be recorded"
+                )
+                report.failed += [Failure(r, None, "not tried: the ledger cannot be written") for r in rest]
+                log.error("%s: %s", name, report.stopped)
+                break
             if outcome.status == "sent":
                 report.sent.append(rcpt)
                 log.info("%s: sent to %s (%s %s)", name, rcpt, outcome.code, outcome.reply)
@@ -190,7 +250,6 @@ def send_list(
             report.failed.append(Failure(rcpt, outcome.code, outcome.reply))
             log.warning("%s: not delivered to %s: %s %s", name, rcpt, outcome.code or "", outcome.reply)
             if outcome.stop:
-                rest = todo[n + 1 :]
                 for other in rest:
                     journal.record(edition, quarter, name, other, "failed", test, outcome.code, outcome.reply)
                     report.failed.append(Failure(other, outcome.code, outcome.reply))

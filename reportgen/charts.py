@@ -35,6 +35,11 @@ class Point:
     subject: bool = False
 
 
+def _plain(text: str) -> str:
+    """Text drawn as written: matplotlib reads $...$ as math (a name like "A$B$C" would fail or change)."""
+    return str(text).replace("$", r"\$")
+
+
 def _short(label: str, n: int = 18) -> str:
     """Keep axis labels from overrunning their neighbours: long names end in an ellipsis."""
     return label if len(label) <= n else label[: n - 1] + "…"
@@ -107,9 +112,9 @@ def bar_chart(bars: list[Bar], title: str, ylabel: str, median: float | None, me
     if median is not None:  # named in the title, so its label never sits on a bar
         ax.axhline(median, color=PALETTE["median"], linestyle="--", linewidth=1)
         title = f"{title}; {median_label} {median * 100:.1f}% (dashed)"
-    ax.set_xticks(list(xs), [_wrap(b.label) for b in bars])
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, loc="left")
+    ax.set_xticks(list(xs), [_plain(_wrap(b.label)) for b in bars])
+    ax.set_ylabel(_plain(ylabel))
+    ax.set_title(_plain(title), loc="left")
     ax.set_ylim(min(0, min(values) * 1.2), top * 1.25)
     ax.yaxis.grid(True, color=PALETTE["grid"], linewidth=0.6)
     ax.set_axisbelow(True)
@@ -133,12 +138,12 @@ def trend_chart(quarters: list[str], series: list[Series], title: str, ylabel: s
             markersize=3.5,
             linewidth=2.4 if s.subject else 1.4,
             color=color,
-            label=_short(s.label, 24),
+            label=_plain(_short(s.label, 24)),
         )
     ax.set_xticks(xs, quarters)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, loc="left")
+    ax.set_xlabel(_plain(xlabel))
+    ax.set_ylabel(_plain(ylabel))
+    ax.set_title(_plain(title), loc="left")
     ax.yaxis.grid(True, color=PALETTE["grid"], linewidth=0.6)
     _pct(ax)
     if ax.get_legend_handles_labels()[0]:
@@ -161,12 +166,12 @@ def scatter_chart(points: list[Point], title: str, xlabel: str, ylabel: str) -> 
             edgecolors="white",
             linewidths=0.8,
         )
-        ax.annotate(_short(p.label), (p.x, p.y), xytext=(6, 4), textcoords="offset points", fontsize=7.5)
+        ax.annotate(_plain(_short(p.label)), (p.x, p.y), xytext=(6, 4), textcoords="offset points", fontsize=7.5)
     ax.axvline(0, color=PALETTE["muted"], linewidth=0.8)
     ax.margins(0.12, 0.15)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, loc="left")
+    ax.set_xlabel(_plain(xlabel))
+    ax.set_ylabel(_plain(ylabel))
+    ax.set_title(_plain(title), loc="left")
     ax.grid(True, color=PALETTE["grid"], linewidth=0.6)
     ax.set_axisbelow(True)
     _pct(ax, "x")

@@ -223,9 +223,12 @@ def validate(ctx):
     default=None,
     help="Edition date (default: SOURCE_DATE_EPOCH's date, else today).",
 )
+@click.option("--force", is_flag=True, help="Rebuild even when nothing changed since the last build.")
 @click.pass_context
-def build(ctx, quarters, edition_date):
+def build(ctx, quarters, edition_date, force):
     """Build output/<quarter>/: the HTML and PDF briefing, metrics CSV and XLSX, manifest.json.
+
+    An edition whose inputs and files are unchanged since its build is left as it is (--force rebuilds it).
 
     \b
     Example:
@@ -235,7 +238,7 @@ def build(ctx, quarters, edition_date):
     from . import pipeline
 
     editions = pipeline.build(
-        workspace_of(ctx), quarters, edition_date.date() if edition_date else None, progress=log.info
+        workspace_of(ctx), quarters, edition_date.date() if edition_date else None, progress=log.info, force=force
     )
     for e in editions:
         click.echo(str(e.path / "briefing.pdf"))
@@ -243,9 +246,12 @@ def build(ctx, quarters, edition_date):
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Overwrite an existing workspace's config, data and templates.")
+@click.option("--force", is_flag=True, help="Replace files that differ from the defaults (and list them).")
 def init(directory, force):
     """Create a workspace in DIRECTORY from the packaged defaults (Xiaomi and nine peers).
+
+    Writes only the files that are missing: a file already there is never overwritten (it is listed as kept);
+    --force replaces the files that differ from the defaults and lists them.
 
     \b
     Example:
@@ -253,8 +259,15 @@ def init(directory, force):
     """
     from . import pipeline
 
-    for p in pipeline.init_workspace(directory, force):
-        click.echo(str(p))
+    report = pipeline.init_workspace(directory, force)
+    for p in report.written:
+        click.echo(f"wrote     {p}")
+    for p in report.replaced:
+        click.echo(f"replaced  {p}")
+    for p in report.kept:
+        click.echo(f"kept      {p} (yours differs from the default; --force replaces it)")
+    if report.kept:
+        log.warning("%d existing file(s) kept as they are; nothing of yours was overwritten", len(report.kept))
     log.info("workspace ready: reportgen -C %s build --quarter 2025Q2", directory)
 
 
@@ -294,9 +307,18 @@ def schedule(ctx, mode, count):
             nl=False,
         )
     elif mode == "foreground":
-        sched.sleep_until_next(
-            spec, datetime.now, __import__("time").sleep, lambda when: pipeline.run(root, progress=log.info)
-        )
+        import signal
+
+        def stop(signum, frame):
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, stop)  # `docker stop`: end between runs, cleanly
+        try:
+            sched.sleep_until_next(
+                spec, datetime.now, __import__("time").sleep, lambda when: pipeline.run(root, progress=log.info)
+            )
+        except (KeyboardInterrupt, SystemExit):
+            log.info("schedule stopped")
     else:
         for t in sched.next_runs(spec, datetime.now(), count):
             click.echo(t.isoformat(sep=" ", timespec="minutes"))
@@ -333,9 +355,15 @@ def run_cmd(ctx, now):
 @click.option("--list", "list_name", help="Only this mailing list (default: every list in reportgen.toml).")
 @click.option("--dry-run", is_flag=True, help="Write the messages as .eml files under output/QUARTER/outbox/.")
 @click.option("--resend", is_flag=True, help="Send again to recipients who already received this edition.")
+@click.option(
+    "--resend-to",
+    metavar="ADDRESS",
+    multiple=True,
+    help="Send again to this recipient of the list (repeatable), e.g. one recorded as in doubt.",
+)
 @click.option("--test-to", metavar="ADDRESS", help="Send one preview copy to ADDRESS only (recorded apart).")
 @click.pass_context
-def send(ctx, quarter, list_name, dry_run, resend, test_to):
+def send(ctx, quarter, list_name, dry_run, resend, resend_to, test_to):
     """Mail the edition (the PDF, and HTML or XLSX where a list asks) to each recipient once; builds it first if needed.
 
     SMTP settings come from the environment: REPORTGEN_SMTP_HOST, _PORT, _USER, _PASSWORD, _SECURITY
@@ -349,7 +377,7 @@ def send(ctx, quarter, list_name, dry_run, resend, test_to):
     from . import pipeline
     from .errors import DeliveryError
 
-    reports = pipeline.send(workspace_of(ctx), quarter, list_name, dry_run, resend, test_to)
+    reports = pipeline.send(workspace_of(ctx), quarter, list_name, dry_run, resend, test_to, resend_to=resend_to)
     for r in reports:
         click.echo(f"{r.list_name}: {r.summary()}")
     failed = [r for r in reports if not r.ok]

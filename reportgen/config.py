@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, Problems
 
 CONFIG_NAME = "reportgen.toml"
 
@@ -99,17 +99,21 @@ _SECRET_KEYS = {"password", "smtp_password", "pass", "secret"}
 
 
 def check_placeholders(template: str, allowed: set[str], fail) -> None:
-    """Raise fail(message) unless `template` is a valid str.format template using only `allowed` names."""
+    """Raise fail(message) unless `template` is a valid str.format template whose replacement fields are plain
+    `{name}`s from `allowed`: no format spec (`{revenue:,.0f}`), no conversion (`{x!r}`), no attribute or index."""
     import string
 
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
     except ValueError as e:
         raise fail(f"not a valid template ({e}); write a literal brace as {{{{ or }}}}") from None
-    bad = sorted(n for n in names if n not in allowed)
-    if bad:
-        known = ", ".join("{" + a + "}" for a in sorted(allowed))
-        raise fail(f"unknown placeholder {{{bad[0]}}}; this text can use {known}")
+    known = ", ".join("{" + a + "}" for a in sorted(allowed))
+    for name, spec, conv in fields:
+        if name not in allowed:
+            raise fail(f"unknown placeholder {{{name}}}; this text can use {known}")
+        if spec or conv:
+            written = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise fail(f"{written}: write {{{name}}} alone; the value comes formatted (no format spec or conversion)")
 
 
 def line_of(text: str, key: str, section: str | None = None) -> int | None:
@@ -131,6 +135,22 @@ def line_of(text: str, key: str, section: str | None = None) -> int | None:
         if tpat.match(ln):
             return i + 1
     return None
+
+
+def workspace_path(root: Path, rel: str, error=ConfigError) -> Path:
+    """`root / rel`, refused unless it resolves inside the workspace `root`: a symlink (or `..`) that leads out of
+    the workspace is never read, whatever points there."""
+    root = Path(root)
+    path = root / rel
+    try:
+        real, base = path.resolve(), root.resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop, a permission problem
+        raise error(f"cannot resolve this path ({e})", rel) from None
+    if not real.is_relative_to(base):
+        raise error(
+            f"leads outside the workspace (to {real}); reportgen reads only files inside the workspace folder", rel
+        )
+    return path
 
 
 def read_toml(path: Path, rel: str | None = None, error=ConfigError) -> tuple[dict, str]:
@@ -155,103 +175,146 @@ def read_toml(path: Path, rel: str | None = None, error=ConfigError) -> tuple[di
 
 
 def load_settings(workspace: Path) -> Settings:
-    """Read and check <workspace>/reportgen.toml; a missing file gives the defaults."""
-    path = Path(workspace) / CONFIG_NAME
+    """Read and check <workspace>/reportgen.toml. Every problem is reported at once, each with its line
+    (errors.Problems); a missing file is an error that says how to make a workspace."""
+    path = workspace_path(workspace, CONFIG_NAME)
     if not path.exists():
         raise ConfigError(
             f"no {CONFIG_NAME} here; run 'reportgen init DIR' to create a workspace, or pass -C DIR", path
         )
     rel = CONFIG_NAME
     data, text = read_toml(path, rel)
+    problems: list[ConfigError] = []
 
     def err(msg, key, section=None):
-        return ConfigError(msg, rel, line_of(text, key, section), key)
+        problems.append(ConfigError(msg, rel, line_of(text, key, section), key))
+
+    def table(value, key, section=None) -> dict:
+        """A TOML table where one is expected; anything else is a problem and reads as empty."""
+        if isinstance(value, dict):
+            return value
+        err(f"must be a table ([{(section + '.') if section else ''}{key}] with keys under it), not {value!r}", key,
+            section)  # fmt: skip
+        return {}
+
+    def secret(k, section) -> bool:
+        if k in _SECRET_KEYS:
+            err("secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment", k, section)
+            return True
+        return False
 
     for k in data:
         if k not in _TOP_KEYS:
-            raise err(f"unknown table '{k}'; known: {', '.join(sorted(_TOP_KEYS))}", k)
-    report = data.get("report", {})
+            err(f"unknown table '{k}'; known: {', '.join(sorted(_TOP_KEYS))}", k)
+    report = table(data.get("report", {}), "report")
     kw: dict = {}
     for k, v in report.items():
-        if k in _SECRET_KEYS:
-            raise err(
-                "secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment", k, "report"
-            )
+        if secret(k, "report"):
+            continue
         if k not in _REPORT_KEYS:
-            raise err(f"unknown key; known keys: {', '.join(sorted(_REPORT_KEYS))}", k, "report")
+            err(f"unknown key; known keys: {', '.join(sorted(_REPORT_KEYS))}", k, "report")
+            continue
         typ = _REPORT_KEYS[k]
         if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
-            want = "a list" if typ is list else (typ.__name__ if isinstance(typ, type) else "a number")
-            raise err(f"must be {want}, not {v!r}", k, "report")
+            want = {list: "a list", str: "text", int: "a whole number", bool: "true or false"}.get(typ, "a number")
+            err(f"must be {want}, not {v!r}", k, "report")
+            continue
+        if typ is list and not all(isinstance(x, str) for x in v):
+            err("must be a list of metric ids (text)", k, "report")
+            continue
         kw[k] = tuple(v) if isinstance(v, list) else v
     if "title" in kw:
-        check_placeholders(kw["title"], {"subject", "quarter"}, lambda m: err(m, "title", "report"))
+        try:
+            check_placeholders(kw["title"], {"subject", "quarter"}, lambda m: ValueError(m))
+        except ValueError as e:
+            err(str(e), "title", "report")
     if "slightly_pp" in kw and not (0 <= kw["slightly_pp"] <= 100):
-        raise err("must be between 0 and 100 percentage points", "slightly_pp", "report")
+        err("must be between 0 and 100 percentage points", "slightly_pp", "report")
     if "trend_quarters" in kw and not (2 <= kw["trend_quarters"] <= 40):
-        raise err("must be between 2 and 40", "trend_quarters", "report")
+        err("must be between 2 and 40", "trend_quarters", "report")
+    if "min_peers_reported" in kw and kw["min_peers_reported"] < 0:
+        err("must be 0 or more", "min_peers_reported", "report")
 
     groups = []
-    for gid, g in data.get("groups", {}).items():
+    for gid, g in table(data.get("groups", {}), "groups").items():
+        sec = f"groups.{gid}"
         if not isinstance(g, dict):
-            raise err("each group is a table with label and members", gid)
+            err("each group is a table with label and members", gid)
+            continue
         for k in g:
             if k not in ("label", "members"):
-                raise err(f"unknown key in group '{gid}'; known keys: label, members", k, f"groups.{gid}")
+                err(f"unknown key in group '{gid}'; known keys: label, members", k, sec)
         members = g.get("members")
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise err("members must be a list of company ids", "members", f"groups.{gid}")
+            err("must be a list of company ids", "members", sec)
+            continue
         if not members:
-            raise err(f"peer group '{gid}' has no members", "members", f"groups.{gid}")
-        groups.append(Group(gid, str(g.get("label", gid)), tuple(members)))
+            err(f"peer group '{gid}' has no members", "members", sec)
+            continue
+        label = g.get("label", gid)
+        if not isinstance(label, str):
+            err("must be text", "label", sec)
+            continue
+        groups.append(Group(gid, label, tuple(members)))
     kw["groups"] = tuple(groups)
 
-    mail = data.get("mail", {})
+    mail = table(data.get("mail", {}), "mail")
     for k in mail:
-        if k in _SECRET_KEYS:
-            raise err(
-                "secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment", k, "mail"
-            )
-        if k not in ("owner", "lists"):
-            raise err("unknown key in [mail]; known keys: owner, lists", k, "mail")
-    kw["owner"] = str(mail.get("owner", report.get("owner", "")))
+        if not secret(k, "mail") and k not in ("owner", "lists"):
+            err("unknown key in [mail]; known keys: owner, lists", k, "mail")
+    owner = mail.get("owner", report.get("owner", ""))
+    if not isinstance(owner, str):
+        err("must be one address (text)", "owner", "mail")
+        owner = ""
+    kw["owner"] = owner
     lists = []
-    for name, spec in mail.get("lists", {}).items():
+    for name, spec in table(mail.get("lists", {}), "lists", "mail").items():
         sec = f"mail.lists.{name}"
+        if not isinstance(spec, dict):
+            err(f"each mailing list is a table: [{sec}] with to = [...]", name, "mail.lists")
+            continue
         for k in spec:
-            if k in _SECRET_KEYS:
-                raise err(
-                    "secrets do not belong in the workspace; set REPORTGEN_SMTP_PASSWORD in the environment", k, sec
-                )
-            if k not in ("to", "cc", "bcc", "subject", "attach"):
-                raise err("unknown key; known keys: to, cc, bcc, subject, attach", k, sec)
+            if not secret(k, sec) and k not in ("to", "cc", "bcc", "subject", "attach", "language"):
+                err("unknown key; known keys: to, cc, bcc, subject, attach", k, sec)
 
         def addrs(k, spec=spec, sec=sec):
             v = spec.get(k, [])
             v = [v] if isinstance(v, str) else v
             if not isinstance(v, list) or not all(isinstance(a, str) for a in v):
-                raise err("must be a list of addresses", k, sec)
+                err("must be a list of addresses", k, sec)
+                return ()
             return tuple(v)
 
-        attach = tuple(spec.get("attach", ["pdf"]))
+        attach = spec.get("attach", ["pdf"])
+        if not isinstance(attach, list) or not all(isinstance(a, str) for a in attach):
+            err('must be a list such as ["pdf", "xlsx"]', "attach", sec)
+            attach = ["pdf"]
         for a in attach:
             if a not in ("pdf", "html", "xlsx"):
-                raise err(f"unknown attachment '{a}'; choose from pdf, html, xlsx", "attach", sec)
-        if "subject" in spec:
-            check_placeholders(
-                str(spec["subject"]), {"title", "quarter", "edition_date"}, lambda m, sec=sec: err(m, "subject", sec)
-            )
-        lists.append(
-            MailList(name, addrs("to"), addrs("cc"), addrs("bcc"), str(spec.get("subject", "{title}")), attach)
-        )
+                err(f"unknown attachment '{a}'; choose from pdf, html, xlsx", "attach", sec)
+        subject = spec.get("subject", "{title}")
+        if not isinstance(subject, str):
+            err("must be text", "subject", sec)
+            subject = "{title}"
+        try:
+            check_placeholders(subject, {"title", "quarter", "edition_date"}, lambda m: ValueError(m))
+        except ValueError as e:
+            err(str(e), "subject", sec)
+        lists.append(MailList(name, addrs("to"), addrs("cc"), addrs("bcc"), subject, tuple(attach)))
     kw["mail_lists"] = tuple(lists)
 
-    sched = data.get("schedule", {})
+    sched = table(data.get("schedule", {}), "schedule")
     for k in sched:
         if k != "cron":
-            raise err("unknown key in [schedule]; known key: cron", k, "schedule")
+            err("unknown key in [schedule]; known key: cron", k, "schedule")
     if "cron" in sched:
-        kw["schedule_cron"] = str(sched["cron"])
+        if isinstance(sched["cron"], str):
+            kw["schedule_cron"] = sched["cron"]
+        else:
+            err('must be text such as "0 8 1 * *"', "cron", "schedule")
+    if problems:
+        problems.sort(key=lambda e: e.line or 0)
+        raise problems[0] if len(problems) == 1 else Problems(problems)
     kw["path"] = rel
     kw["source_text"] = text
     return Settings(**kw)

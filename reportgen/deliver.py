@@ -10,7 +10,9 @@ import html
 import logging
 import re
 import smtplib
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from email.utils import format_datetime, formataddr, getaddresses, make_msgid, p
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .channel import DeliveryReport, Outcome, Parcel
+from .channel import DeliveryReport, Outcome, Parcel, load_parcel
 from .errors import DeliveryError
 from .i18n import Text
 from .model import SUPERSCRIPT
@@ -35,6 +37,11 @@ SECURITY_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 ATTEMPTS = 4
 BACKOFF = 2.0
 TIMEOUT = 30.0  # seconds per SMTP command
+#: RFC 5321 4.5.3.2.6: a client waits 10 minutes for the reply to the end of DATA (servers scan messages then)
+DATA_TIMEOUT = 600.0
+#: the longest one SMTP conversation step may take, whatever the server trickles (REPORTGEN_SMTP_DEADLINE): the
+#: connection with its greeting, TLS and login, or one message from MAIL FROM to the reply after DATA
+DEADLINE = 900.0
 
 # RFC 5321 dot-atom local part and an LDH domain of at least two labels whose last label is not all digits.
 # Deliberately stricter than RFC 5322 (no quoted local parts, comments, IP literals or non-ASCII addresses).
@@ -47,6 +54,23 @@ _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 # -- addresses and settings ---------------------------------------------------------------------------------------
+def _ascii_int(text: str) -> bool:
+    """Digits 0-9 only (str.isdigit also takes superscripts and other scripts' digits)."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
+def _valid_host(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    return len(host) <= 253 and all(re.fullmatch(_LABEL, label) for label in labels) and not labels[-1].isdigit()
+
+
 def parse_address(addr: str, where: str = "address") -> tuple[str, str]:
     """(display name, bare address) of `Name <a@b.c>` or `a@b.c`; DeliveryError for anything else."""
     if not isinstance(addr, str):
@@ -86,21 +110,28 @@ class SmtpSettings:
     user: str = ""
     password: str = field(default="", repr=False)
     attempts: int = ATTEMPTS  # tries per recipient (REPORTGEN_SMTP_RETRIES)
+    deadline: float = DEADLINE  # seconds for one SMTP conversation step (REPORTGEN_SMTP_DEADLINE)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpSettings:
-        """Read REPORTGEN_SMTP_* and REPORTGEN_MAIL_FROM; DeliveryError names the variable to fix."""
+        """Read REPORTGEN_SMTP_* and REPORTGEN_MAIL_FROM; DeliveryError names the variable to fix and never quotes
+        any part of the password."""
         host = env.get("REPORTGEN_SMTP_HOST", "").strip()
         if not host:
             raise DeliveryError(
                 "no mail server: set REPORTGEN_SMTP_HOST (e.g. smtp.example.com) in the environment, or use --dry-run",
                 field="REPORTGEN_SMTP_HOST",
             )
+        if not _valid_host(host):
+            raise DeliveryError(
+                f"'{host}' is not a host name or IP address (e.g. smtp.example.com or 192.0.2.10)",
+                field="REPORTGEN_SMTP_HOST",
+            )
         security = env.get("REPORTGEN_SMTP_SECURITY", "").strip().lower() or "starttls"
         if security not in SECURITY_PORTS:
             raise DeliveryError(f"must be starttls, ssl or none, not '{security}'", field="REPORTGEN_SMTP_SECURITY")
         port_text = env.get("REPORTGEN_SMTP_PORT", "").strip() or str(SECURITY_PORTS[security])
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not _ascii_int(port_text) or not 0 < int(port_text) < 65536:
             raise DeliveryError(f"must be a port number (e.g. 587), not '{port_text}'", field="REPORTGEN_SMTP_PORT")
         sender = env.get("REPORTGEN_MAIL_FROM", "").strip()
         if not sender:
@@ -115,15 +146,29 @@ class SmtpSettings:
             raise DeliveryError("REPORTGEN_SMTP_USER is set but this is not", field="REPORTGEN_SMTP_PASSWORD")
         if password and not user:
             raise DeliveryError("REPORTGEN_SMTP_PASSWORD is set but this is not", field="REPORTGEN_SMTP_USER")
+        if not user.isascii() or _CONTROL.search(user):
+            raise DeliveryError("must be plain ASCII text without control characters", field="REPORTGEN_SMTP_USER")
+        if not password.isascii() or _CONTROL.search(password):
+            # Python's SMTP client sends AUTH credentials as ASCII; say so without showing any of the password
+            raise DeliveryError(
+                "has a character outside plain ASCII (or a control character), which Python's SMTP login cannot "
+                "send; use an ASCII password or an app password",
+                field="REPORTGEN_SMTP_PASSWORD",
+            )
         if user and security == "none" and host.lower() not in _LOOPBACK:
             raise DeliveryError(
                 f"would send the password unencrypted to {host}; use starttls or ssl (none is for a local test server)",
                 field="REPORTGEN_SMTP_SECURITY",
             )
         retries = env.get("REPORTGEN_SMTP_RETRIES", "").strip() or str(ATTEMPTS)
-        if not retries.isdigit() or not 1 <= int(retries) <= 10:
+        if not _ascii_int(retries) or not 1 <= int(retries) <= 10:
             raise DeliveryError(f"must be 1 to 10 tries per recipient, not '{retries}'", field="REPORTGEN_SMTP_RETRIES")
-        return cls(host, int(port_text), security, sender, user, password, int(retries))
+        deadline = env.get("REPORTGEN_SMTP_DEADLINE", "").strip() or str(int(DEADLINE))
+        if not _ascii_int(deadline) or not 1 <= int(deadline) <= 86400:
+            raise DeliveryError(
+                f"must be a number of seconds from 1 to 86400, not '{deadline}'", field="REPORTGEN_SMTP_DEADLINE"
+            )
+        return cls(host, int(port_text), security, sender, user, password, int(retries), float(deadline))
 
     @property
     def envelope_from(self) -> str:
@@ -166,6 +211,7 @@ def build_message(
     *,
     test: bool = False,
     text: Text | None = None,
+    parcel: Parcel | None = None,
 ) -> EmailMessage:
     """One copy of the edition for `recipient`: subject from the list's template, the key findings as plain text
     and as an HTML alternative, the attachments the list asks for. To/Cc show the list; Bcc never appears.
@@ -186,8 +232,9 @@ def build_message(
 
     title, date = manifest["title"], manifest["edition_date"]
     findings, notes = list(manifest.get("findings", [])), list(manifest.get("notes", []))
-    parcel = Parcel(edition_dir, manifest, mail_list.name, tuple(mail_list.attach), test)
-    files = parcel.files()
+    if parcel is None:
+        parcel = load_parcel(edition_dir, manifest, mail_list.name, mail_list.attach, test)
+    files = parcel.attachments
     names = [name for name, _ctype, _data in files]
     none = _("(none in this edition)")
     edition_of = _("Edition of {date}.").format(date=date)
@@ -277,6 +324,39 @@ def _open_failure(e: OSError, where: str) -> tuple[int | None, str, Kind]:
     return None, f"cannot connect to {where}: {type(e).__name__}: {e}", Kind.TEMPORARY  # refused, unreachable, timeout
 
 
+class _Watchdog:
+    """Ends an SMTP conversation step that outlives its deadline: each read has a timeout, but a server that
+    trickles a byte every few seconds never trips it, so when the deadline passes the socket is shut down and the
+    blocked read returns. `fired` tells the caller why the connection ended."""
+
+    def __init__(self, seconds: float, get_sock):
+        self.seconds, self.get_sock, self.fired = seconds, get_sock, False
+        self._timer: threading.Timer | None = None
+        self._done = threading.Event()
+
+    def _fire(self):
+        self.fired = True
+        while not self._done.is_set():  # the socket may not exist yet (still connecting)
+            sock = self.get_sock()
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            self._done.wait(0.05)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._timer.cancel()
+
+
 class _Session:
     """One SMTP connection, opened on demand, reused across recipients and reopened after a drop."""
 
@@ -292,61 +372,96 @@ class _Session:
     def _fail(self, code, reply, kind, at_connect=False) -> _Fail:
         return _Fail(code, self._scrub(_text(reply)), kind, at_connect)
 
+    def _overdue(self, step: str) -> _Fail:
+        return _Fail(
+            None,
+            f"{self.smtp.host}:{self.smtp.port} did not finish {step} within {self.smtp.deadline:g} s "
+            "(REPORTGEN_SMTP_DEADLINE)",
+            Kind.FATAL,
+        )
+
     def open(self) -> None:
-        """Connect, greet, STARTTLS and log in as the settings say; raises _Fail."""
+        """Connect, greet, STARTTLS and log in as the settings say, within the deadline; raises _Fail."""
         if self.conn is not None:
             return
         s = self.smtp
         self.log.info("connecting to %s:%s (%s%s)", s.host, s.port, s.security, f", as {s.user}" if s.user else "")
         conn = None
-        try:
-            if self.connect is not None:
-                conn = self.connect(s.host, s.port, timeout=TIMEOUT)
-            elif s.security == "ssl":
-                conn = smtplib.SMTP_SSL(s.host, s.port, timeout=TIMEOUT, context=ssl.create_default_context())
-            else:
-                conn = smtplib.SMTP(s.host, s.port, timeout=TIMEOUT)
-            conn.ehlo_or_helo_if_needed()
-            if s.security == "starttls":
-                conn.starttls(context=ssl.create_default_context())
-                conn.ehlo()
-            if s.user:
-                conn.login(s.user, s.password)
-        except OSError as e:  # smtplib's exceptions are OSErrors too
-            _close(conn)
-            code, reply, kind = _open_failure(e, f"{s.host}:{s.port}")
-            raise self._fail(code, reply, kind, at_connect=True) from None
+        holder: list = []
+        with _Watchdog(s.deadline, lambda: getattr(holder[0], "sock", None) if holder else None) as dog:
+            try:
+                if self.connect is not None:
+                    conn = self.connect(s.host, s.port, timeout=TIMEOUT)
+                    holder.append(conn)
+                else:
+                    # made unconnected, then connected, so the watchdog can reach the socket during the greeting
+                    if s.security == "ssl":
+                        conn = smtplib.SMTP_SSL(timeout=TIMEOUT, context=ssl.create_default_context())
+                    else:
+                        conn = smtplib.SMTP(timeout=TIMEOUT)
+                    holder.append(conn)
+                    conn.connect(s.host, s.port)
+                conn.ehlo_or_helo_if_needed()
+                if s.security == "starttls":
+                    conn.starttls(context=ssl.create_default_context())
+                    conn.ehlo()
+                if s.user:
+                    conn.login(s.user, s.password)
+            except (OSError, UnicodeError) as e:  # smtplib's exceptions are OSErrors too
+                _close(conn)
+                if dog.fired:
+                    raise self._overdue("the greeting, TLS and login") from None
+                code, reply, kind = _open_failure(e, f"{s.host}:{s.port}")
+                raise self._fail(code, reply, kind, at_connect=True) from None
         self.conn = conn
 
     def send(self, envelope_from: str, rcpt: str, data: bytes, before_data=None) -> tuple[int, str]:
         """MAIL, RCPT, DATA for one recipient: the server's (code, reply) on acceptance; raises _Fail.
-        `before_data()` is called once the server has accepted the recipient, right before the message goes."""
+        `before_data()` is called once the server has accepted the recipient, right before the message goes; if it
+        raises, the transaction is abandoned (nothing is sent) and the exception passes on. The reply after the
+        message is awaited for DATA_TIMEOUT (RFC 5321: 10 minutes); the whole transaction is bounded by the
+        deadline."""
         self.open()
         conn = self.conn
 
         def data_():
             if before_data is not None:
-                before_data()
-            return conn.data(data)
-
-        try:
-            for verb, call, good in (
-                ("MAIL FROM", lambda: conn.mail(envelope_from), (250,)),
-                ("RCPT TO", lambda: conn.rcpt(rcpt), (250, 251)),
-                ("DATA", data_, (250,)),
-            ):
                 try:
-                    code, resp = call()
-                except smtplib.SMTPDataError as e:  # DATA itself was refused (no 354)
-                    code, resp = e.smtp_code, e.smtp_error
-                if code not in good:
-                    # 5xx to MAIL FROM refuses the sender, i.e. every recipient: stop the list.
-                    kind = Kind.FATAL if verb == "MAIL FROM" and code >= 500 else _kind(code)
-                    self._reset(code)
-                    raise self._fail(code, resp, kind)
-        except (smtplib.SMTPServerDisconnected, OSError) as e:
-            self.close()
-            raise self._fail(None, f"connection lost: {type(e).__name__}: {e}".rstrip(": "), Kind.TEMPORARY) from None
+                    before_data()
+                except BaseException:
+                    self.close()
+                    raise
+            if conn.sock is not None:
+                conn.sock.settimeout(DATA_TIMEOUT)
+            try:
+                return conn.data(data)
+            finally:
+                if conn.sock is not None:
+                    conn.sock.settimeout(TIMEOUT)
+
+        with _Watchdog(self.smtp.deadline, lambda: conn.sock) as dog:
+            try:
+                for verb, call, good in (
+                    ("MAIL FROM", lambda: conn.mail(envelope_from), (250,)),
+                    ("RCPT TO", lambda: conn.rcpt(rcpt), (250, 251)),
+                    ("DATA", data_, (250,)),
+                ):
+                    try:
+                        code, resp = call()
+                    except smtplib.SMTPDataError as e:  # DATA itself was refused (no 354)
+                        code, resp = e.smtp_code, e.smtp_error
+                    if code not in good:
+                        # 5xx to MAIL FROM refuses the sender, i.e. every recipient: stop the list.
+                        kind = Kind.FATAL if verb == "MAIL FROM" and code >= 500 else _kind(code)
+                        self._reset(code)
+                        raise self._fail(code, resp, kind)
+            except (smtplib.SMTPServerDisconnected, OSError) as e:
+                self.close()
+                if dog.fired:
+                    raise self._overdue(f"the message to {rcpt}") from None
+                raise self._fail(
+                    None, f"connection lost: {type(e).__name__}: {e}".rstrip(": "), Kind.TEMPORARY
+                ) from None
         return code, self._scrub(_text(resp))
 
     def _reset(self, code: int) -> None:
@@ -422,7 +537,8 @@ def recipients(ml: MailList, settings: Settings, test_to: str | None, sender: st
     checks = [(a, f"mail.lists.{ml.name}.{k}") for k in ("to", "cc", "bcc") for a in getattr(ml, k)]
     checks += [(settings.owner, "mail.owner")] if settings.owner else []
     checks += [(test_to, "--test-to")] if test_to is not None else []
-    checks += [(sender, "REPORTGEN_MAIL_FROM")] if sender else []
+    if sender:  # the sender is the environment's, not the workspace's: its problem names the variable alone
+        parse_address(sender, "REPORTGEN_MAIL_FROM")
     for addr, where in checks:
         try:
             b = validate_address(addr, where)
@@ -457,7 +573,9 @@ def write_outbox(parcel: Parcel, ml: MailList, sender: str, rcpts: list[str], sk
             report.skipped.append(rcpt)
             continue
         path = outbox / f"{i:03d}-{_safe(rcpt)}.eml"
-        msg = build_message(parcel.manifest, parcel.edition_dir, ml, sender, rcpt, test=parcel.test, text=text)
+        msg = build_message(
+            parcel.manifest, parcel.edition_dir, ml, sender, rcpt, test=parcel.test, text=text, parcel=parcel
+        )
         path.write_bytes(message_bytes(msg))
         report.written.append(path)
     return report
@@ -490,7 +608,14 @@ class MailChannel:
 
     def deliver(self, parcel: Parcel, recipient: str, before_handover) -> Outcome:
         msg = build_message(
-            parcel.manifest, parcel.edition_dir, self.ml, self.smtp.sender, recipient, test=parcel.test, text=self.text
+            parcel.manifest,
+            parcel.edition_dir,
+            self.ml,
+            self.smtp.sender,
+            recipient,
+            test=parcel.test,
+            text=self.text,
+            parcel=parcel,
         )
         try:
             code, reply = _send_one(
@@ -517,7 +642,7 @@ def notify_owner(owner, manifest, report, smtp, connect=None, log=None, text: Te
     _ = (text or Text()).gettext
     log = log or LOG
     msg = EmailMessage()
-    n = len(report.failed)
+    n = len(report.failed) + len(report.in_doubt)
     msg["Subject"] = _("reportgen: the {quarter} briefing was not delivered to {n} recipient(s)").format(
         quarter=manifest["quarter"], n=n
     )
@@ -533,6 +658,7 @@ def notify_owner(owner, manifest, report, smtp, connect=None, log=None, text: Te
         ),
         "",
         *[f"- {f.recipient}: {f.code or no_reply} {f.reply}".rstrip() for f in report.failed],
+        *[f"- {r}: " + _("in doubt (handed over; the outcome was not recorded)") for r in report.in_doubt],
         "",
         _("Delivered now: {sent}; had it already: {skipped}.").format(
             sent=len(report.sent), skipped=len(report.skipped)

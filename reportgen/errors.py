@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+
+def visible(text: str) -> str:
+    """Text with invisible and control characters written as escapes (a zero-width space shows as \\u200b), so a
+    message never hides what is wrong. Line breaks between lines of a message stay."""
+    out = []
+    for ch in str(text):
+        cat = unicodedata.category(ch)
+        if ch in "\n" or ch == " " or not (cat.startswith("C") or cat in ("Zs", "Zl", "Zp")):
+            out.append(ch)
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return "".join(out)
+
 
 class ReportgenError(Exception):
     """Base class: a problem a user can fix, located at path:line in field."""
@@ -26,7 +41,7 @@ class ReportgenError(Exception):
 
     def __str__(self) -> str:
         loc = self.location()
-        return f"{loc}: {self.message}" if loc else self.message
+        return visible(f"{loc}: {self.message}" if loc else self.message)
 
 
 class DataError(ReportgenError):

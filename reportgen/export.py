@@ -93,6 +93,15 @@ def stat_records(table: pd.DataFrame, stats: pd.DataFrame, text: Text) -> list[d
     return [{k: r[k] for k in COLUMNS} for r in out]
 
 
+#: a cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(v):
+    """Text as text in a spreadsheet: a leading ' keeps `=HYPERLINK(...)` (or +, -, @) from becoming a formula."""
+    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+
+
 def _flat(recs: list[dict]) -> pd.DataFrame:
     rows = [
         {**r, "flags": ";".join(r["flags"]), "sources": " ".join(r["sources"]), "n": "" if r["n"] is None else r["n"]}
@@ -109,14 +118,31 @@ def csv_text(table: pd.DataFrame, stats: pd.DataFrame | None = None, text: Text 
         "" if is_missing(v) else (str(int(v)) if s == "rank" else f"{v:.10g}")
         for v, s in zip(frame["value"], frame["statistic"])
     ]
+    for col in CSV_COLUMNS:
+        if col not in ("value", "n"):
+            frame[col] = frame[col].map(_text_cell)
     return frame.to_csv(index=False, lineterminator="\n")
 
 
 def xlsx_bytes(table: pd.DataFrame, text: Text | None = None) -> bytes:
-    """The metric table as a workbook (openpyxl), one row per (company, metric)."""
+    """The metric table as a workbook (openpyxl), one row per (company, metric). Text cells are text: a company
+    name such as `=HYPERLINK(...)` is never a live formula."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "metrics"
+    frame = _flat(records(table, None, text))
+    ws.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        ws.append([None if is_missing(v) or v == "" else v for v in row])
+    for cells in ws.iter_rows(min_row=2):
+        for cell in cells:
+            if isinstance(cell.value, str) and cell.data_type == "f":
+                cell.data_type = "s"  # openpyxl reads a leading = as a formula; this is text
+                cell.quotePrefix = True
     buf = io.BytesIO()
-    with pd.ExcelWriter(buf, engine="openpyxl") as xl:
-        _flat(records(table, None, text)).to_excel(xl, sheet_name="metrics", index=False)
+    wb.save(buf)
     return buf.getvalue()
 
 

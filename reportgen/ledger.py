@@ -22,8 +22,9 @@ logger = logging.getLogger("reportgen.ledger")
 LEDGER_NAME = ".ledger.sqlite3"
 #: held while `reportgen run` works (exit status 75 for a second run)
 RUN_LOCK_NAME = ".run.lock"
-#: held while a list is being sent, so two sends of one workspace never mail anyone twice
-SEND_LOCK_NAME = ".send.lock"
+#: held while editions are written (build) or mailed (send): two sends never mail anyone twice, and a build never
+#: replaces the files of an edition that is being mailed
+EDITIONS_LOCK_NAME = ".editions.lock"
 MANIFEST = "manifest.json"
 #: exit status when another process holds a lock (EX_TEMPFAIL in sysexits.h: try again later)
 EXIT_LOCK_HELD = 75
@@ -78,9 +79,10 @@ class Lock:
         busy: str = "another reportgen run ({who}) holds the run lock; this run did nothing. Try again "
         "when it has finished (the lock is released when that process ends)",
         error: type[ReportgenError] = LockHeld,
+        what: str = "",
     ):
         self.path = Path(path)
-        self.busy, self.error = busy, error
+        self.busy, self.error, self.what = busy, error, what
         self._fd: int | None = None
 
     @property
@@ -109,7 +111,7 @@ class Lock:
                 who += f" on {holder['hostname']}"
             if holder.get("started"):
                 who += f", started {holder['started']}"
-            message = self.busy.format(who=who)
+            message = self.busy.format(who=who, what=holder.get("what") or "command")
             if issubclass(self.error, LockHeld):
                 raise self.error(message, str(self.path), pid, holder) from None
             raise self.error(message, str(self.path)) from None
@@ -117,7 +119,8 @@ class Lock:
             os.close(fd)
             raise
         started = datetime.now().astimezone().isoformat(timespec="seconds")
-        data = f"pid: {os.getpid()}\nhostname: {socket.gethostname()}\nstarted: {started}\n".encode()
+        data = f"pid: {os.getpid()}\nhostname: {socket.gethostname()}\nstarted: {started}\n"
+        data = (data + (f"what: {self.what}\n" if self.what else "")).encode()
         # Write, then cut to length: a reader sees the old text or the new, never an empty file in between.
         os.pwrite(fd, data, 0)
         os.ftruncate(fd, len(data))
@@ -150,14 +153,14 @@ def run_lock(root: Path) -> Lock:
     return Lock(Path(root) / "output" / RUN_LOCK_NAME)
 
 
-def send_lock(output: Path) -> Lock:
-    """The lock held while a list is being mailed from the workspace whose output/ folder is `output`."""
-    from .errors import DeliveryError
-
+def editions_lock(output: Path, what: str) -> Lock:
+    """The lock held while a build writes editions or a send mails one, in the workspace whose output/ folder is
+    `output`; `what` (e.g. "send 2025Q2") tells whoever finds it held what is going on."""
     return Lock(
-        Path(output) / SEND_LOCK_NAME,
-        "another `reportgen send` or `run` is mailing from this workspace ({who}); try again when it has finished",
-        DeliveryError,
+        Path(output) / EDITIONS_LOCK_NAME,
+        "another reportgen {what} ({who}) is writing or mailing this workspace's editions; nothing was done. Try "
+        "again when it has finished",
+        what=what,
     )
 
 
@@ -185,28 +188,98 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class LedgerError(ReportgenError):
+    """The ledger cannot be opened, read or written (damaged, another program's file, locked, disk full)."""
+
+
+_SCHEMA = {
+    "deliveries": ["edition", "quarter", "list", "recipient", "status", "test", "smtp_code", "smtp_reply", "at"],
+    "builds": ["quarter", "edition", "rebuilt", "at"],
+    "runs": ["at", "quarter", "edition", "outcome", "note"],
+}
+_VERSION = 2  # 2: deliveries may be 'pending' (handed over, outcome not yet recorded)
+_CREATE = """
+    CREATE TABLE IF NOT EXISTS deliveries (
+        edition TEXT NOT NULL, quarter TEXT NOT NULL, list TEXT NOT NULL, recipient TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')), test INTEGER NOT NULL DEFAULT 0,
+        smtp_code INTEGER, smtp_reply TEXT, at TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS deliveries_key ON deliveries (edition, list, recipient, test);
+    CREATE TABLE IF NOT EXISTS builds (
+        quarter TEXT NOT NULL, edition TEXT NOT NULL, rebuilt INTEGER NOT NULL, at TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS runs (
+        at TEXT NOT NULL, quarter TEXT, edition TEXT, outcome TEXT NOT NULL, note TEXT);
+"""
+
+
 class Ledger:
     """SQLite record of builds, of what each server accepted or refused per (edition, list, recipient), and of
-    scheduled runs."""
+    scheduled runs.
 
-    def __init__(self, path: Path):
+    A copy is recorded as `pending` the moment before it is handed over and settled as `sent` or `failed` once the
+    server answers, so an acceptance is never forgotten: a copy whose outcome could not be recorded stays
+    `pending`, and a later send treats that recipient as in doubt instead of mailing them again blindly.
+    Every SQLite problem becomes a LedgerError that names the file."""
+
+    def __init__(self, path: Path, timeout: float = 10.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS deliveries (
-                edition TEXT NOT NULL, quarter TEXT NOT NULL, list TEXT NOT NULL, recipient TEXT NOT NULL,
-                status TEXT NOT NULL CHECK (status IN ('sent', 'failed')), test INTEGER NOT NULL DEFAULT 0,
-                smtp_code INTEGER, smtp_reply TEXT, at TEXT NOT NULL);
-            CREATE INDEX IF NOT EXISTS deliveries_key ON deliveries (edition, list, status, test);
-            CREATE TABLE IF NOT EXISTS builds (
-                quarter TEXT NOT NULL, edition TEXT NOT NULL, rebuilt INTEGER NOT NULL, at TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS runs (
-                at TEXT NOT NULL, quarter TEXT, edition TEXT, outcome TEXT NOT NULL, note TEXT);
-            """
-        )
+        self.db = None
+        with self._guard("open the ledger"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=timeout)
+            if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self._check_schema()
+
+    def _guard(self, action: str):
+        ledger = self
+
+        class _Guard:
+            def __enter__(self):
+                return None
+
+            def __exit__(self, typ, e, tb):
+                if e is None or not isinstance(e, (sqlite3.Error, OSError)):
+                    return False
+                if ledger.db is not None and isinstance(e, sqlite3.Error):
+                    ledger.db.rollback()
+                text = str(e) or type(e).__name__
+                if "not a database" in text or "malformed" in text:
+                    hint = "it is damaged or not a reportgen ledger; move it aside (it holds the delivery history) "
+                    hint += "and run again to start a new one"
+                elif "locked" in text or "busy" in text:
+                    hint = "another program holds it; try again when that has finished"
+                else:
+                    hint = "check the disk and the file's permissions"
+                raise LedgerError(f"cannot {action} ({text}); {hint}", str(ledger.path)) from None
+
+        return _Guard()
+
+    def _check_schema(self) -> None:
+        tables = {
+            name: [c[1] for c in self.db.execute(f"PRAGMA table_info({name})")]
+            for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        for name, cols in _SCHEMA.items():
+            if name in tables and tables[name] != cols:
+                raise LedgerError(
+                    f"its table '{name}' has the columns {', '.join(tables[name])}, not reportgen's; this is not a "
+                    "reportgen ledger (or one of a newer version): move it aside and run again",
+                    str(self.path),
+                )
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > _VERSION:
+            raise LedgerError(f"written by a newer reportgen (schema {version}); upgrade reportgen", str(self.path))
+        if version == _VERSION and set(_SCHEMA) <= set(tables):
+            return  # current: opening writes nothing (a reader never waits for a writer)
+        with self.db:
+            if "deliveries" in tables and version < 2:  # the CHECK constraint did not allow 'pending'
+                self.db.execute("ALTER TABLE deliveries RENAME TO deliveries_v1")
+                self.db.execute("DROP INDEX IF EXISTS deliveries_key")
+            self.db.executescript(_CREATE)
+            if "deliveries" in tables and version < 2:
+                self.db.execute("INSERT INTO deliveries SELECT * FROM deliveries_v1")
+                self.db.execute("DROP TABLE deliveries_v1")
+            self.db.execute(f"PRAGMA user_version = {_VERSION}")
 
     def __enter__(self) -> Ledger:
         return self
@@ -215,13 +288,44 @@ class Ledger:
         self.close()
 
     # -- deliveries (the Journal a channel reports to) -----------------------------------------------------------
-    def delivered(self, edition: str, list_name: str) -> set[str]:
-        """Recipients a server accepted for this edition and list (test copies excluded)."""
+    def _latest(self, edition: str, list_name: str) -> dict[str, str]:
         rows = self.db.execute(
-            "SELECT recipient FROM deliveries WHERE edition=? AND list=? AND status='sent' AND test=0",
+            "SELECT recipient, status FROM deliveries WHERE edition=? AND list=? AND test=0 ORDER BY rowid",
             (edition, list_name),
         )
-        return {r[0] for r in rows}
+        latest: dict[str, str] = {}
+        for rcpt, status in rows:
+            if status == "sent" or latest.get(rcpt) != "sent":  # once accepted, always had it
+                latest[rcpt] = status
+        return latest
+
+    def delivered(self, edition: str, list_name: str) -> set[str]:
+        """Recipients a server accepted for this edition and list (test copies excluded)."""
+        with self._guard("read the ledger"):
+            return {r for r, s in self._latest(edition, list_name).items() if s == "sent"}
+
+    def in_doubt(self, edition: str, list_name: str) -> set[str]:
+        """Recipients whose copy was handed over but whose outcome was never recorded (a crash or a ledger that
+        could not be written at that moment): they may have it."""
+        with self._guard("read the ledger"):
+            return {r for r, s in self._latest(edition, list_name).items() if s == "pending"}
+
+    def begin(self, edition: str, quarter: str, list_name: str, recipient: str, test: bool = False) -> int:
+        """Record that a copy is about to be handed over (`pending`), committed before it goes; returns its row."""
+        with self._guard(f"record the copy for {recipient} before sending it"), self.db:
+            cur = self.db.execute(
+                "INSERT INTO deliveries VALUES (?,?,?,?,'pending',?,NULL,'',?)",
+                (edition, quarter, list_name, recipient, int(test), _now()),
+            )
+            return cur.lastrowid
+
+    def settle(self, row: int, status: str, code: int | None = None, reply: str = "") -> None:
+        """The outcome of a copy recorded by `begin`."""
+        with self._guard("record the server's answer"), self.db:
+            self.db.execute(
+                "UPDATE deliveries SET status=?, smtp_code=?, smtp_reply=?, at=? WHERE rowid=?",
+                (status, code, reply, _now(), row),
+            )
 
     def record(
         self,
@@ -234,8 +338,8 @@ class Ledger:
         code: int | None = None,
         reply: str = "",
     ) -> None:
-        """Append one outcome and commit at once, so a crash right after never mails `recipient` again."""
-        with self.db:
+        """Append one outcome of a copy that was never handed over (refused before, or not tried)."""
+        with self._guard(f"record the outcome for {recipient}"), self.db:
             self.db.execute(
                 "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?,?,?)",
                 (edition, quarter, list_name, recipient, status, int(test), code, reply, _now()),
@@ -244,30 +348,34 @@ class Ledger:
     # -- builds and runs -------------------------------------------------------------------------------------------
     def record_build(self, quarter: str, edition: str, rebuilt: bool) -> None:
         """Append one build (or a check that found the edition unchanged)."""
-        with self.db:
+        with self._guard("record the build"), self.db:
             self.db.execute("INSERT INTO builds VALUES (?,?,?,?)", (quarter, edition, int(rebuilt), _now()))
 
     def record_run(self, outcome: str, quarter: str | None = None, edition: str | None = None, note: str = "") -> None:
         """Append one scheduled run: what it found due and what became of it."""
-        with self.db:
+        with self._guard("record the run"), self.db:
             self.db.execute("INSERT INTO runs VALUES (?,?,?,?,?)", (_now(), quarter, edition, outcome, note))
 
     def history(self) -> list[dict]:
         """Builds, deliveries and runs, oldest first: at, kind (build|mail|test|run), quarter, edition, list,
-        recipient, status, code, reply."""
-        rows = self.db.execute(
-            "SELECT at, 'build', quarter, edition, '', '', CASE rebuilt WHEN 1 THEN 'built' ELSE 'unchanged' END, "
-            "NULL, '', 0 AS src, rowid FROM builds UNION ALL "
-            "SELECT at, 'run', COALESCE(quarter, ''), COALESCE(edition, ''), '', '', outcome, NULL, "
-            "COALESCE(note, ''), 1 AS src, rowid FROM runs UNION ALL "
-            "SELECT at, CASE test WHEN 1 THEN 'test' ELSE 'mail' END, quarter, edition, list, recipient, status, "
-            "smtp_code, smtp_reply, 2 AS src, rowid FROM deliveries ORDER BY 1, 10, 11"
-        )
+        recipient, status (a copy still `pending` shows as `in doubt`), code, reply."""
+        with self._guard("read the ledger"):
+            rows = self.db.execute(
+                "SELECT at, 'build', quarter, edition, '', '', CASE rebuilt WHEN 1 THEN 'built' ELSE 'unchanged' "
+                "END, NULL, '', 0 AS src, rowid FROM builds UNION ALL "
+                "SELECT at, 'run', COALESCE(quarter, ''), COALESCE(edition, ''), '', '', outcome, NULL, "
+                "COALESCE(note, ''), 1 AS src, rowid FROM runs UNION ALL "
+                "SELECT at, CASE test WHEN 1 THEN 'test' ELSE 'mail' END, quarter, edition, list, recipient, "
+                "CASE status WHEN 'pending' THEN 'in doubt' ELSE status END, smtp_code, smtp_reply, 2 AS src, rowid "
+                "FROM deliveries ORDER BY 1, 10, 11"
+            ).fetchall()
         keys = ("at", "kind", "quarter", "edition", "list", "recipient", "status", "code", "reply")
         return [dict(zip(keys, r[:9], strict=True)) for r in rows]
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
+            self.db = None
 
 
 def open_ledger(root: Path) -> Ledger:

@@ -7,17 +7,22 @@ beyond parsing a number.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import readers
-from .config import check_placeholders, line_of, read_toml
+from .config import check_placeholders, line_of, read_toml, workspace_path
 from .errors import DataError, PeriodError
 from .model import BASES, ITEMS, Company, PolicyChange, ReportedRow
 from .periods import Quarter
 from .readers import FINANCIAL_COLUMNS, parse_number
 
 _QUARTER_TEXT = re.compile(r"^\d{4}[Qq][1-4]$")
+#: `validate` lists at most this many problems of one financials file
+MAX_PROBLEMS_PER_FILE = 20
+#: a company id names a file (data/financials/ID.csv): plain letters, digits, _ and -
+COMPANY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass
@@ -43,21 +48,23 @@ def _rel(path: Path, root: Path) -> str:
 
 
 _TABLE = re.compile(r"^\s*\[\s*\"?([^\]\".]+)\"?\s*\]\s*(#.*)?$")
+_QUOTED_TABLE = re.compile(r"^\s*\[\s*\"([^\"]+)\"\s*\]\s*(#.*)?$")
 
 
 def _table_lines(text: str) -> dict[str, int]:
-    """Line of each top-level [table] header, in one pass (a registry may hold thousands of companies)."""
+    """Line of each top-level [table] header, in one pass (a registry may hold thousands of companies); a quoted
+    name (["odd name"]) counts too."""
     out: dict[str, int] = {}
     for i, ln in enumerate(text.splitlines(), start=1):
-        m = _TABLE.match(ln)
+        m = _TABLE.match(ln) or _QUOTED_TABLE.match(ln)
         if m:
             out.setdefault(m.group(1).strip(), i)
     return out
 
 
 def load_registry(root: Path) -> dict[str, Company]:
-    path = root / "data" / "companies.toml"
-    rel = _rel(path, root)
+    rel = "data/companies.toml"
+    path = workspace_path(root, rel, DataError)
     if not path.exists():
         raise DataError("company registry not found", rel)
     data, text = read_toml(path, rel, DataError)
@@ -68,11 +75,24 @@ def load_registry(root: Path) -> dict[str, Company]:
     tables = _table_lines(text)
     for cid, c in data.items():
         line = tables.get(cid) or line_of(text, cid)
+        if not COMPANY_ID.fullmatch(cid):
+            raise DataError(
+                f"'{cid}' is not a company id: use letters, digits, _ and - (it names data/financials/ID.csv)",
+                rel,
+                line,
+                cid,
+            )
         if not isinstance(c, dict):
             raise DataError("each company is a table: [id] followed by its keys", rel, line, cid)
         for k in required:
             if not isinstance(c.get(k), str) or not c.get(k).strip():
                 raise DataError(f"company '{cid}' needs a text value for '{k}'", rel, line, k)
+            if any(unicodedata.category(ch).startswith("C") for ch in c[k]):
+                raise DataError(
+                    f"company '{cid}': {k} has a control or invisible character", rel, line_of(text, k, cid), k
+                )
+        if not isinstance(c.get("sector", ""), str):
+            raise DataError("sector must be text", rel, line_of(text, "sector", cid), "sector")
         known = set(required) | {"fiscal_year_end", "sector", "policy_changes"}
         for k in c:
             if k not in known:
@@ -90,9 +110,9 @@ def load_registry(root: Path) -> dict[str, Company]:
                 "reporting",
             )
         fye = c.get("fiscal_year_end", 12)
-        if not isinstance(fye, int) or not 1 <= fye <= 12:
+        if not isinstance(fye, int) or isinstance(fye, bool) or not 1 <= fye <= 12:
             raise DataError(
-                "fiscal_year_end must be a month number 1-12",
+                "must be a month number 1-12",
                 rel,
                 line_of(text, "fiscal_year_end", cid),
                 "fiscal_year_end",
@@ -108,12 +128,25 @@ def load_registry(root: Path) -> dict[str, Company]:
         pcs = c.get("policy_changes", [])
         if not isinstance(pcs, list) or not all(isinstance(pc, dict) for pc in pcs):
             raise DataError(
-                f"policy_changes is a list of tables: [[{cid}.policy_changes]] with id, title, effective, items",
+                f"must be a list of tables: [[{cid}.policy_changes]] with id, title, effective, items",
                 rel,
                 line_of(text, "policy_changes", cid) or line,
                 "policy_changes",
             )
         for pc in pcs:
+            pc_line = line_of(text, "effective", cid) or line
+            for key, kind in (("id", str), ("title", str), ("effective", str), ("source", str), ("items", list)):
+                if key in pc and not isinstance(pc[key], kind):
+                    raise DataError(f"policy change: {key} must be {'a list of item ids' if kind is list else 'text'}",
+                                    rel, pc_line, key)  # fmt: skip
+            bad = [i for i in pc.get("items", []) if i not in {it.id for it in ITEMS}]
+            if bad:
+                raise DataError(
+                    f"policy change '{pc.get('id')}': '{bad[0]}' is not an item; use ids like selling_expenses",
+                    rel,
+                    pc_line,
+                    "items",
+                )
             try:
                 eff = Quarter.parse(pc.get("effective", ""))
             except PeriodError:
@@ -150,8 +183,8 @@ def load_registry(root: Path) -> dict[str, Company]:
 
 
 def load_labels(root: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    path = root / "data" / "labels.toml"
-    rel = _rel(path, root)
+    rel = "data/labels.toml"
+    path = workspace_path(root, rel, DataError)
     if not path.exists():
         raise DataError("label map not found", rel)
     data, text = read_toml(path, rel, DataError)
@@ -162,12 +195,23 @@ def load_labels(root: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
                 "unknown table; the label map has [labels] and [overrides.<company>]", rel, line_of(text, k), k
             )
     labels = data.get("labels", {})
-    if not labels:
-        raise DataError("the label map has no [labels] table", rel)
+    if not isinstance(labels, dict) or not labels:
+        raise DataError('the label map needs a [labels] table of "label" = "item" lines', rel, line_of(text, "labels"))
     overrides = data.get("overrides", {})
+    if not isinstance(overrides, dict):
+        raise DataError("overrides is a table per company: [overrides.<company>]", rel, line_of(text, "overrides"))
+    for company, scope in overrides.items():
+        if not isinstance(scope, dict):
+            raise DataError(
+                f"'{company}' under [overrides] is not a company table; write [overrides.<company>] and the labels "
+                "under it",
+                rel,
+                line_of(text, company, "overrides"),
+                company,
+            )
     for scope in [labels, *overrides.values()]:
         for label, item in scope.items():
-            if item not in valid:
+            if not isinstance(item, str) or item not in valid:
                 raise DataError(
                     f"'{item}' is not a canonical item; use one of {', '.join(sorted(valid))}",
                     rel,
@@ -182,8 +226,8 @@ def load_labels(root: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
 
 def load_fx(root: Path) -> dict[tuple[str, str, str], tuple[float, str, int]]:
     """(currency, period, basis) -> (RMB per unit, file, line). Period-average rates."""
-    path = root / "data" / "fx.csv"
-    rel = _rel(path, root)
+    rel = "data/fx.csv"
+    path = workspace_path(root, rel, DataError)
     if not path.exists():
         return {}
     cols = ("currency", "period", "basis", "rmb_per_unit", "source_url")
@@ -194,13 +238,13 @@ def load_fx(root: Path) -> dict[tuple[str, str, str], tuple[float, str, int]]:
                 raise DataError(f"missing column '{col}'", rel, 1, col)
 
     out = {}
-    for line, r in readers.records(path, rel, check_header, FINANCIAL_COLUMNS):
+    for line, r in readers.records(path, rel, check_header, cols):
         try:
             q = Quarter.parse(r["period"])
         except PeriodError:
             raise DataError(f"'{r['period']}' is not a quarter like 2025Q2", rel, line, "period") from None
         if r["basis"] not in BASES:
-            raise DataError(f"basis must be one of {', '.join(BASES)}", rel, line, "basis")
+            raise DataError(f"must be one of {', '.join(BASES)}", rel, line, "basis")
         rate = parse_number(r["rmb_per_unit"])
         if rate is None or rate <= 0:
             raise DataError(f"'{r['rmb_per_unit']}' is not a positive rate", rel, line, "rmb_per_unit")
@@ -216,8 +260,9 @@ def load_fx(root: Path) -> dict[tuple[str, str, str], tuple[float, str, int]]:
 
 
 def financial_files(root: Path, company: str) -> list[Path]:
-    base = root / "data" / "financials"
-    return [p for p in (base / f"{company}.csv", base / f"{company}.xlsx") if p.exists()]
+    """The company's financials file(s), each checked to lie inside the workspace."""
+    rels = (f"data/financials/{company}.csv", f"data/financials/{company}.xlsx")
+    return [workspace_path(root, rel, DataError) for rel in rels if (Path(root) / rel).exists()]
 
 
 def load_financials(
@@ -269,6 +314,7 @@ def load_financials(
 
     out = []
     seen: dict[tuple, int] = {}
+    found = 0
     for line, r in readers.records(path, rel, on_header, FINANCIAL_COLUMNS):
         try:
             out.append(readers.reported_row(r, line, rel, company, label_map, fx, seen))
@@ -276,6 +322,10 @@ def load_financials(
             if problems is None:
                 raise
             problems.append(e)
+            found += 1
+            if found >= MAX_PROBLEMS_PER_FILE:  # a file wrong throughout is not listed line by line to its end
+                problems.append(DataError(f"stopped after {found} problems in this file; fix these first", rel))
+                break
     try:
         readers.check_cumulative(out, company)
     except DataError as e:
@@ -303,10 +353,10 @@ def load_workspace(root: Path, company_ids=None) -> Workspace:
 def load_sentence_templates(root: Path, placeholders: dict[str, frozenset]) -> dict[str, str]:
     """templates/findings.toml: a workspace's rewording of the findings' sentences (missing file: none).
     `placeholders` maps each sentence a workspace may reword to the placeholders it may use."""
-    path = Path(root) / "templates" / "findings.toml"
+    rel = "templates/findings.toml"
+    path = workspace_path(root, rel, DataError)
     if not path.exists():
         return {}
-    rel = _rel(path, Path(root))
     data, text = read_toml(path, rel, DataError)
     for k, v in data.items():
         if k not in placeholders:

@@ -238,8 +238,10 @@ def input_files(ctx: Context) -> list[Path]:
     files = [root / "data" / "companies.toml", root / "data" / "labels.toml"]
     files += [root / "data" / "fx.csv"] if (root / "data" / "fx.csv").exists() else []
     tdir = root / "templates"
-    if tdir.is_dir():
-        files += sorted(p for p in tdir.rglob("*") if p.is_file())
+    if tdir.is_dir():  # hidden files (.DS_Store, editor swap files) are not templates
+        files += sorted(
+            p for p in tdir.rglob("*") if p.is_file() and not any(x.startswith(".") for x in p.relative_to(tdir).parts)
+        )
     return files
 
 
@@ -305,13 +307,15 @@ def _render_edition(ctx: Context, q: Quarter, edition_date: date, templates: dic
     b = briefing.assemble(briefing.Facts(ctx, q, edition_date, table, stats, t, templates))
     html = render.render_html(b, ctx.root / "templates", t)
     pdf = render.render_pdf(html, ctx.root, _pdf_created(edition_date), ctx.root / "templates")
+    metrics_csv = export.csv_text(table, text=t)
     payload = {
         "briefing.html": html.encode("utf-8"),
         "briefing.pdf": pdf,
-        "metrics.csv": export.csv_text(table, text=t).encode("utf-8"),
+        "metrics.csv": metrics_csv.encode("utf-8"),
         "metrics.xlsx": export.xlsx_bytes(table, t),
     }
     summary = {k: b[k] for k in ("title", "findings", "notes", "footnotes", "chart_count", "not_reported")}
+    summary["identity"] = reader_identity(html, metrics_csv, edition_date, edition_settings(ctx.settings))
     return payload, summary
 
 
@@ -328,68 +332,132 @@ def build(
     quarters: list[Quarter],
     edition_date: date | None = None,
     progress=None,
-    only_if_changed: bool = False,
+    only_if_changed: bool = True,
     ctx: Context | None = None,
     workers: int | None = None,
+    force: bool = False,
 ) -> list[Edition]:
     """Build output/<quarter>/ for each quarter: HTML, PDF, metrics CSV and XLSX, manifest.json.
 
-    Each edition is written to a temporary folder and swapped in only when complete, so a failed or killed
-    build leaves the previous edition intact. With only_if_changed, an edition whose inputs are unchanged is
-    left as it is. Several quarters render in parallel processes (one per core by default).
+    An edition whose inputs are unchanged and whose files still match its manifest is left as it is (unless
+    `force`). Each edition is written to a temporary folder and swapped in only when complete, under the editions
+    lock (never while a send mails it), so a failed or killed build leaves the previous edition intact. The
+    edition id hashes what the reader receives (see `reader_identity`): a rebuild that changes nothing a reader
+    sees keeps its id, so it is not mailed again. Several quarters render in parallel processes.
     """
     global _FORKED
     say = progress or (lambda msg: None)
     ctx = ctx or open_workspace(root, quarters)
     edition_date = edition_date or edition_date_default()
+    _pdf_created(edition_date)  # a bad SOURCE_DATE_EPOCH fails before anything is rendered
     templates = loaders.load_sentence_templates(ctx.root, PLACEHOLDERS)
     for q in quarters:
         require_subject_data(ctx, q)
+    output = ctx.root / "output"
+    _check_output_writable(output)
+    if (output / ledger.LEDGER_NAME).exists():  # a damaged ledger stops the build before any edition is replaced
+        ledger.Ledger(output / ledger.LEDGER_NAME).close()
     todo, out = [], {}
     for q in quarters:
         digest, inputs = inputs_hash(ctx, q)
         old = _manifest_or_none(ctx.root, q)
-        if only_if_changed and old and old.get("inputs_hash") == digest:
-            say(f"{q}: inputs unchanged since edition {old['edition']}; nothing to build")
-            out[q] = Edition(str(q), ctx.root / "output" / str(q), old["edition"], old, rebuilt=False)
-        else:
-            todo.append((q, digest, inputs))
+        unchanged = old is not None and old.get("inputs_hash") == digest
+        if unchanged and not force and only_if_changed:
+            changed = _changed_files(output / str(q), old)
+            if not changed:
+                ed = old["edition"]
+                say(f"{q}: inputs and files unchanged since edition {ed}; nothing to build (--force rebuilds it)")
+                out[q] = Edition(str(q), output / str(q), old["edition"], old, rebuilt=False)
+                continue
+            say(f"{q}: {', '.join(changed)} changed since the build; rebuilding")
+        todo.append((q, digest, inputs, old))
+    if not todo:
+        return [out[q] for q in quarters]
     workers = min(len(todo), workers or os.cpu_count() or 1)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         say(f"rendering {len(todo)} editions in {workers} processes")
         _FORKED = (ctx, edition_date, templates)
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                rendered = dict(zip([t[0] for t in todo], pool.map(_render_in_worker, [t[0] for t in todo])))
+                qs = [t[0] for t in todo]
+                rendered = dict(zip(qs, pool.map(_render_in_worker, qs)))
         finally:
             _FORKED = None
     else:
         rendered = {}
-        for q, _, _ in todo:
+        for q, *_ in todo:
             say(f"{q}: computing metrics, charts, HTML and PDF")
             rendered[q] = _render_edition(ctx, q, edition_date, templates)
-    for q, digest, inputs in todo:
-        payload, summary = rendered[q]
-        manifest = {
-            "quarter": str(q),
-            "edition": digest[:16],
-            "inputs_hash": digest,
-            "tool_version": __version__,
-            "edition_date": edition_date.isoformat(),
-            "built_at": datetime.now(timezone.utc).isoformat(),
-            **summary,
-            "inputs": inputs,
-            "files": {
-                n: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for n, data in payload.items()
-            },
-        }
-        payload[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-        dest = ctx.root / "output" / str(q)
-        write_edition(dest, payload)
-        _record_build(ctx.root, q, manifest["edition"], True)
-        say(f"{q}: wrote {dest.relative_to(ctx.root)}/ ({', '.join(payload)})")
-        out[q] = Edition(str(q), dest, manifest["edition"], manifest)
+    # written under the editions lock: never while a send is mailing (it reads each edition once, under it)
+    with ledger.editions_lock(output, "build " + ", ".join(str(t[0]) for t in todo)):
+        for q, digest, inputs, old in todo:
+            payload, summary = rendered[q]
+            identity = summary.pop("identity")
+            manifest = {
+                "quarter": str(q),
+                "edition": identity[:16],
+                "identity": identity,
+                "inputs_hash": digest,
+                "tool_version": __version__,
+                "edition_date": edition_date.isoformat(),
+                "built_at": datetime.now(timezone.utc).isoformat(),
+                **summary,
+                "inputs": inputs,
+                "files": {
+                    n: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for n, data in payload.items()
+                },
+            }
+            payload[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+            dest = output / str(q)
+            write_edition(dest, payload)
+            _record_build(ctx.root, q, manifest["edition"], True)
+            same = old is not None and old.get("edition") == manifest["edition"]
+            note = " (nothing a reader sees changed: the same edition, not mailed again)" if same else ""
+            say(f"{q}: wrote {dest.relative_to(ctx.root)}/ ({', '.join(payload)}){note}")
+            out[q] = Edition(str(q), dest, manifest["edition"], manifest)
     return [out[q] for q in quarters]
+
+
+def _changed_files(edition_dir: Path, manifest: dict) -> list[str]:
+    """The files of a built edition that are missing or differ from what its manifest recorded."""
+    changed = []
+    for name, meta in (manifest.get("files") or {}).items():
+        path = edition_dir / name
+        try:
+            ok = not path.is_symlink() and hashlib.sha256(path.read_bytes()).hexdigest() == meta.get("sha256")
+        except OSError:
+            ok = False
+        if not ok:
+            changed.append(name)
+    return changed
+
+
+def _check_output_writable(output: Path) -> None:
+    """output/ exists (it is made) and can be written, said plainly before any work."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the output folder ({e.strerror or e})", str(output)) from None
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise ConfigError("the output folder is not writable; check its permissions", str(output))
+
+
+_TAG = re.compile(r"<[^>]+>")
+_STYLE = re.compile(r"<style\b.*?</style>", re.S | re.I)
+
+
+def reader_identity(html: str, metrics_csv: str, edition_date: date, shaping: dict) -> str:
+    """The hash of what a reader receives: the briefing's text (chart labels included, markup, styles and the
+    edition date left out), the metric table's figures, and the settings that shape the briefing. A new FX rate
+    for a later quarter, a label alias, a stray file in templates/ or a new reportgen that renders the same
+    briefing leave it unchanged; a changed figure, word or finding changes it."""
+    text = _TAG.sub(" ", _STYLE.sub(" ", html))
+    text = " ".join(text.replace(edition_date.isoformat(), "{edition_date}").split())
+    h = hashlib.sha256()
+    for part in (text, metrics_csv, json.dumps(shaping, sort_keys=True, ensure_ascii=False)):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -451,12 +519,19 @@ def _swap_in(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_edition(dest: Path, payload: dict[str, bytes]) -> None:
     """Write every file into a temporary sibling folder, fsync, then swap it in place of `dest`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-{os.getpid()}-", dir=dest.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an edition folder follows the umask, as files do
         for name, data in payload.items():
             with open(tmp / name, "wb") as fh:
                 fh.write(data)
@@ -486,26 +561,53 @@ def defaults_root() -> Path:
     raise ConfigError("the default workspace is missing from this installation; reinstall reportgen")
 
 
-def init_workspace(dest: Path, force: bool = False) -> list[Path]:
-    """Write a new workspace (config, data, templates, empty output/) from the packaged defaults."""
+@dataclass
+class InitReport:
+    """What `init` did: files written, files kept as they were, files replaced (--force)."""
+
+    written: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    replaced: list[Path] = field(default_factory=list)
+
+
+def init_workspace(dest: Path, force: bool = False) -> InitReport:
+    """Write a workspace (config, data, templates, empty output/) from the packaged defaults, file by file.
+
+    An existing file is never overwritten: a file that is already there and differs is kept (and listed), unless
+    `force`, which replaces it (and lists it). Nothing is written through a symlink."""
     dest = Path(dest)
-    if (dest / config.CONFIG_NAME).exists() and not force:
-        raise ConfigError(
-            f"a workspace already exists here; use --force to overwrite its {config.CONFIG_NAME}, data/ and templates/",
-            str(dest / config.CONFIG_NAME),
-        )
     src = defaults_root()
-    dest.mkdir(parents=True, exist_ok=True)
-    written = []
+    if dest.exists() and not dest.is_dir():
+        raise ConfigError("is a file, not a folder; choose a folder for the workspace", str(dest))
+    files: list[tuple[Path, Path]] = []
     for part in DEFAULT_PARTS:
         s = src / part
         if s.is_dir():
-            shutil.copytree(s, dest / part, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+            files += [
+                (p, dest / part / p.relative_to(s))
+                for p in sorted(s.rglob("*"))
+                if p.is_file() and "__pycache__" not in p.parts
+            ]
         else:
-            shutil.copy2(s, dest / part)
-        written.append(dest / part)
-    (dest / "output").mkdir(exist_ok=True)
-    return written
+            files.append((s, dest / part))
+    report = InitReport()
+    for s, d in files:
+        if d.is_symlink() or (d.exists() and not d.is_file()):
+            report.kept.append(d)  # never written through a link, never in place of a folder
+            continue
+        if d.exists():
+            if d.read_bytes() == s.read_bytes():
+                continue
+            if not force:
+                report.kept.append(d)
+                continue
+            report.replaced.append(d)
+        else:
+            report.written.append(d)
+        d.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(s, d)
+    (dest / "output").mkdir(parents=True, exist_ok=True)
+    return report
 
 
 # -- schedule -----------------------------------------------------------------------------------------------------
@@ -614,6 +716,7 @@ def send(
     env=None,
     connect=None,
     sleep=None,
+    resend_to: tuple[str, ...] = (),
 ) -> list:
     """Send the quarter's edition (built first when missing or when its inputs changed) to one list or all."""
     say = progress or (lambda msg: None)
@@ -630,7 +733,14 @@ def send(
     reports = []
     for name in names:
         r = send_edition(
-            edition.path, ctx.settings, list_name=name, dry_run=dry_run, resend=resend, test_to=test_to, **kw
+            edition.path,
+            ctx.settings,
+            list_name=name,
+            dry_run=dry_run,
+            resend=resend,
+            resend_to=tuple(resend_to),
+            test_to=test_to,
+            **kw,
         )
         say(f"{quarter}: list {name}: {r.summary()}")
         reports.append(r)
@@ -644,6 +754,7 @@ def send_edition(
     list_name: str | None = None,
     dry_run: bool = False,
     resend: bool = False,
+    resend_to: tuple[str, ...] = (),
     test_to: str | None = None,
     env=None,
     connect=None,
@@ -655,9 +766,11 @@ def send_edition(
 ):
     """Send a built edition to one mailing list (the only one when `list_name` is None), each recipient once.
 
-    All addresses are checked first, and every attachment against the manifest. Recipients the ledger records as
-    accepted for this edition and list are skipped unless `resend`. `test_to` sends one copy to that address
-    alone, recorded as a test. `dry_run` writes the messages a real send would send as .eml files under
+    All addresses are checked first. Under the editions lock (no build replaces the edition meanwhile) the
+    manifest is read and every attachment read once and checked against it, so every recipient gets the same
+    edition. Recipients the ledger records as accepted, or as in doubt, for this edition and list are skipped
+    unless `resend` (everyone) or `resend_to` (those addresses). `test_to` sends one copy to that address alone,
+    recorded as a test. `dry_run` writes the messages a real send would send as .eml files under
     edition_dir/outbox/LIST/ and records nothing. Mail settings come from `env` (default os.environ); `connect`,
     `sleep`, `attempts` and `backoff` shape the SMTP channel (see deliver.MailChannel). The ledger defaults to the
     workspace's. When anyone was not delivered, the settings' owner gets a notice (reported in `notice`).
@@ -668,50 +781,57 @@ def send_edition(
 
     env = os.environ if env is None else env
     edition_dir = Path(edition_dir)
-    manifest = ledger.read_manifest(edition_dir, ("quarter", "edition", "title", "edition_date"))
-    if manifest is None:
-        raise ReportgenError(
-            "no edition here; run `reportgen build --quarter QUARTER` first", str(edition_dir / ledger.MANIFEST)
-        )
+    output = edition_dir.parent
     ml = deliver.pick_list(settings, list_name)
     sender_env = env.get("REPORTGEN_MAIL_FROM", "").strip()
-    rcpts = deliver.recipients(ml, settings, test_to, sender_env)
-    channel.check_files(edition_dir, manifest, ml.attach)
-    parcel = channel.Parcel(edition_dir, manifest, ml.name, tuple(ml.attach), test_to is not None)
+    if sender_env:
+        deliver.parse_address(sender_env, "REPORTGEN_MAIL_FROM")
+    rcpts = deliver.recipients(ml, settings, test_to, None)
+    for addr in resend_to:
+        deliver.validate_address(addr, "--resend-to")
     smtp = None if dry_run else deliver.SmtpSettings.from_env(env)
     sender = smtp.sender if smtp else (sender_env or "reportgen@localhost.localdomain")
-    deliver.build_message(manifest, edition_dir, ml, sender, rcpts[0], test=parcel.test)  # a bad subject fails first
-    output = edition_dir.parent
-    if dry_run:
-        done: set[str] = set()
-        if not (resend or parcel.test):
-            if journal is not None:
-                done = journal.delivered(parcel.edition, ml.name)
-            elif (output / ledger.LEDGER_NAME).exists():  # a dry run never creates the ledger
-                with ledger.Ledger(output / ledger.LEDGER_NAME) as book:
-                    done = book.delivered(parcel.edition, ml.name)
-        report = deliver.write_outbox(parcel, ml, sender, rcpts, done)
-        (log or deliver.LOG).info(
-            "%s: dry run, %d messages written to %s, nothing sent", ml.name, len(report.written), report.outbox
+    quarter = edition_dir.name
+    with ledger.editions_lock(output, f"send {quarter}" + (" (dry run)" if dry_run else "")):
+        manifest = ledger.read_manifest(edition_dir, ("quarter", "edition", "title", "edition_date"))
+        if manifest is None:
+            raise ReportgenError(
+                "no edition here; run `reportgen build --quarter QUARTER` first", str(edition_dir / ledger.MANIFEST)
+            )
+        parcel = channel.load_parcel(edition_dir, manifest, ml.name, ml.attach, test_to is not None)
+        # a subject template that cannot be filled fails before anything is sent
+        deliver.build_message(manifest, edition_dir, ml, sender, rcpts[0], test=parcel.test, parcel=parcel)
+        if dry_run:
+            done: set[str] = set()
+            if not (resend or parcel.test):
+                if journal is not None:
+                    done = journal.delivered(parcel.edition, ml.name)
+                elif (output / ledger.LEDGER_NAME).exists():  # a dry run never creates the ledger
+                    with ledger.Ledger(output / ledger.LEDGER_NAME) as book:
+                        done = book.delivered(parcel.edition, ml.name)
+            report = deliver.write_outbox(parcel, ml, sender, rcpts, done - {a.lower() for a in resend_to})
+            (log or deliver.LOG).info(
+                "%s: dry run, %d messages written to %s, nothing sent", ml.name, len(report.written), report.outbox
+            )
+            return report
+        mail = deliver.MailChannel(
+            smtp,
+            ml,
+            connect=connect,
+            sleep=sleep or time.sleep,
+            attempts=attempts,
+            backoff=deliver.BACKOFF if backoff is None else backoff,
+            log=log,
         )
-        return report
-    mail = deliver.MailChannel(
-        smtp,
-        ml,
-        connect=connect,
-        sleep=sleep or time.sleep,
-        attempts=attempts,
-        backoff=deliver.BACKOFF if backoff is None else backoff,
-        log=log,
-    )
-    with ledger.send_lock(output):
         book = journal or ledger.Ledger(output / ledger.LEDGER_NAME)
         try:
-            report = channel.send_list(mail, parcel, rcpts, book, resend=resend, log=log or deliver.LOG)
+            report = channel.send_list(
+                mail, parcel, rcpts, book, resend=resend, resend_to=resend_to, log=log or deliver.LOG
+            )
         finally:
             if journal is None:
                 book.close()
-    if report.failed and settings.owner and not parcel.test:
+    if (report.failed or report.in_doubt) and settings.owner and not parcel.test:
         report.notice = deliver.notify_owner(settings.owner, manifest, report, smtp, connect, log)
     return report
 

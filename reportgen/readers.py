@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -28,83 +26,237 @@ HeaderHook = Callable[[list[str]], "Callable[[list[str]], bool] | None"]
 FINANCIAL_COLUMNS = ("period", "basis", "label", "value", "unit", "currency", "source_url")
 OPTIONAL_COLUMNS = ("vintage", "report", "confidence", "source_excerpt", "ref", "note")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+_GROUPED = re.compile(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
+# full-width digits, sign, point and comma (as Chinese input methods type them) and the true minus sign
+_WIDE = str.maketrans("０１２３４５６７８９．，＋－\u2212", "0123456789.,+--")
+
+
+def number_problem(text: str) -> tuple[float | None, str]:
+    """(value, "") for a number as written in a data file, else (None, why it is not one).
+
+    Accepted: 1234.5, -1234.5, 1.2e9, full-width digits, and thousands separators where they cannot be a
+    decimal comma (1,234,567 or 1,234.5). Refused with the reason: a footnote mark or any other character
+    (1000¹, ①, 12o0), a decimal comma (0,065), a single comma group that could be either (1,234)."""
+    t = str(text).strip()
+    if _NUMBER.match(t):  # the common case
+        return float(t), ""
+    t = t.translate(_WIDE)
+    if _NUMBER.match(t):
+        return float(t), ""
+    if re.fullmatch(r"[+-]?0,[0-9]+", t):
+        return None, "a decimal comma; write the decimal point as . (0.065)"
+    if _GROUPED.match(t):
+        if t.count(",") == 1 and "." not in t:
+            return None, (
+                "one comma could be a thousands separator or a decimal comma; write the number without "
+                "separators (1234 or 1.234)"
+            )
+        return float(t.replace(",", "")), ""
+    if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", t):
+        return None, "a decimal comma; write the decimal point as . (0.065)"
+    if re.fullmatch(r"\([0-9.,]+\)", t):
+        return None, "write a negative figure with a minus sign (-1234), not in parentheses"
+    if t.endswith("%") and _NUMBER.match(t[:-1].strip()):
+        return None, "a percent sign; write the bare number and the unit percent"
+    odd = [ch for ch in t if not (ch.isascii() and (ch.isdigit() or ch in "+-.,eE"))]
+    if odd and any(ch.isdigit() for ch in t):
+        shown = "".join(odd[:3])
+        return None, f"it has {shown!r} in it (a footnote mark, a unit or a typing error?); write the bare number"
+    return None, ""
 
 
 def parse_number(text: str) -> float | None:
-    """A number as written in a data file; None if it is not one. Accepts 1,234.5 and full-width digits."""
-    t = str(text).strip()
-    if _NUMBER.match(t):  # the common case, without Unicode normalization
-        return float(t)
-    t = unicodedata.normalize("NFKC", t).strip().replace("\u2212", "-")
-    if _GROUPED.match(t):
-        t = t.replace(",", "")
-    if not _NUMBER.match(t):
-        return None
-    return float(t)
+    """A number as written in a data file; None if it is not one (see number_problem for why)."""
+    return number_problem(text)[0]
 
 
 # -- file formats -------------------------------------------------------------------------------------------------
+def _text_lines(fh: BinaryIO, rel: str) -> Iterator[str]:
+    """The file's lines decoded as UTF-8 (a BOM is dropped), read one at a time; DataError at the first line that
+    is not UTF-8 text or holds a NUL byte."""
+    offset = 0
+    for n, raw in enumerate(fh, start=1):
+        if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw, offset = raw[3:], 3
+        if b"\x00" in raw:
+            raise DataError("contains NUL bytes; this is not a CSV text file", rel, n)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"not UTF-8 text (byte {offset + e.start}); save the file as CSV UTF-8", rel, n) from None
+        offset += len(raw)
+
+
 def csv_records(fh: BinaryIO, rel: str, on_header: HeaderHook | None = None, columns: tuple = ()) -> Iterator[Record]:
-    """Rows of a UTF-8 CSV file (a BOM is allowed) as (line, dict). Blank rows are left out."""
-    try:
-        text = fh.read().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text (byte {e.start}); save the file as CSV UTF-8", rel) from None
-    if "\x00" in text:
-        raise DataError("contains NUL bytes; this is not a CSV text file", rel)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """Rows of a UTF-8 CSV file as (line, dict), streamed: the file is read a line at a time and reading stops at
+    the first problem. Blank rows are left out; a row shorter than the header gets empty trailing fields.
+
+    Refused with the line: a quote that is never closed (it would swallow every later row), a field that spans
+    lines, more fields than the header, a header naming a column twice, a file separated by ';' or tabs."""
+    reader = csv.reader(_text_lines(fh, rel), strict=True)
+    start = 1
     try:
         header = next(reader, None)
         if not header or all(not h.strip() for h in header):
             raise DataError(f"empty file; the first line must name the columns {', '.join(columns)}", rel, 1)
         header = [h.strip() for h in header]
+        _check_header(header, rel)
         drop = on_header(header) if on_header is not None else None
         width = len(header)
+        start = reader.line_num + 1
         for values in reader:
+            line, start = start, reader.line_num + 1
+            if reader.line_num > line:
+                raise DataError(
+                    f"a quoted field runs from line {line} to line {reader.line_num}; is a quote not closed? "
+                    "(a field cannot hold a line break)",
+                    rel,
+                    line,
+                )
             if not values or (len(values) == 1 and not values[0].strip()):
                 continue
             if len(values) > width:
                 raise DataError(
                     f"{len(values)} fields but the header names {width}; is a comma inside an unquoted value?",
                     rel,
-                    reader.line_num,
+                    line,
                 )
             if drop is not None and drop(values):
                 continue
             if not any(v.strip() for v in values):
                 continue
-            # a row shorter than the header has empty trailing fields: the checks of each field name what is missing
+            if len(values) < width:  # trailing optional fields may be left out; required ones may not
+                cut = [h for h in header[len(values) :] if h in columns]
+                if cut:
+                    raise DataError(
+                        f"{len(values)} fields but the header names {width}; the row ends before {', '.join(cut)}",
+                        rel,
+                        line,
+                        cut[0],
+                    )
             values = [v.strip() for v in values] + [""] * (width - len(values))
-            yield reader.line_num, dict(zip(header, values))
+            yield line, dict(zip(header, values))
     except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            raise DataError(
+                f"a quote opened on line {start} is never closed, so every later line would be part of one field",
+                rel,
+                start,
+            ) from None
         raise DataError(f"not valid CSV: {e}", rel, reader.line_num) from None
 
 
+def _check_header(header: list[str], rel: str) -> None:
+    """A header that names a column twice, or that seems to use another separator than the comma."""
+    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+        sep = "';'" if ";" in header[0] else "tabs"
+        raise DataError(f"the columns seem to be separated by {sep}; save the file as CSV with commas", rel, 1)
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name and name in seen:
+            raise DataError(
+                f"the header names column '{name}' twice (columns {seen[name]} and {i}); keep one", rel, 1, name
+            )
+        seen[name] = i
+
+
+def _cell_text(cell) -> str:
+    """A cell as it reads on screen: a number in a percent format is its percentage (0.065 shown as 6.5% -> 6.5)."""
+    v = cell.value
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, (int, float)):
+        if "%" in (getattr(cell, "number_format", None) or ""):
+            v = round(v * 100, 12)
+        return repr(v) if isinstance(v, float) else str(v)
+    return str(v)
+
+
 def xlsx_records(fh: BinaryIO, rel: str, on_header: HeaderHook | None = None, columns: tuple = ()) -> Iterator[Record]:
-    """Rows of the first sheet of an .xlsx workbook as (row number, dict)."""
+    """Rows of the first sheet of an .xlsx workbook as (row number, dict), each cell read as it shows (its number
+    format honoured). Refused with the row: a formula with no saved result, cells beyond the header's columns, a
+    sheet that cannot be read to its end."""
     try:
         from openpyxl import load_workbook
 
         wb = load_workbook(fh, read_only=True, data_only=True)
+        ws = wb.worksheets[0]
     except Exception as e:  # openpyxl raises many kinds for a damaged file
         raise DataError(f"cannot read this workbook ({type(e).__name__}: {e})", rel) from None
-    ws = wb.worksheets[0]
-    it = ws.iter_rows(values_only=True)
-    header = next(it, None)
-    if not header:
-        raise DataError(f"empty file; the first row must name the columns {', '.join(columns)}", rel)
-    header = [("" if h is None else str(h)).strip() for h in header]
-    drop = on_header(header) if on_header is not None else None
-    for n, values in enumerate(it, start=2):
-        if values is None or all(v is None or str(v).strip() == "" for v in values):
-            continue
-        cells = ["" if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in values]
-        cells += [""] * (len(header) - len(cells))
-        if drop is not None and drop(cells):
-            continue
-        yield n, dict(zip(header, cells))
+    n = 1
+    try:
+        rows = ws.iter_rows()
+        header_cells = next(rows, None)
+        header = [_cell_text(c).strip() for c in header_cells or ()]
+        while header and not header[-1]:
+            header.pop()  # trailing cells with nothing in them are not columns
+        if not header:
+            raise DataError(f"empty file; the first row must name the columns {', '.join(columns)}", rel)
+        _check_header(header, rel)
+        drop = on_header(header) if on_header is not None else None
+        width = len(header)
+        for n, row in enumerate(rows, start=2):
+            cells = [_cell_text(c) for c in row]
+            if not any(c.strip() for c in cells):
+                continue
+            extra = [c for c in cells[width:] if c.strip()]
+            if extra:
+                raise DataError(
+                    f"{width + len(cells[width:])} cells but the header names {width}; the cell with "
+                    f"'{extra[0]}' is beyond the last column",
+                    rel,
+                    n,
+                )
+            cells = (cells + [""] * width)[:width]
+            formula = next(
+                (i for i, c in enumerate(row[:width]) if c.value is None and type(c).__name__ != "EmptyCell"), None
+            )
+            if formula is not None and _is_formula(fh, n, formula + 1):
+                raise DataError(
+                    f"cell {_column_letter(formula + 1)}{n} is a formula with no saved result; open the workbook in "
+                    "Excel or LibreOffice and save it, which stores each formula's result",
+                    rel,
+                    n,
+                    header[formula],
+                )
+            if drop is not None and drop(cells):
+                continue
+            yield n, dict(zip(header, [c.strip() for c in cells]))
+    except DataError:
+        raise
+    except Exception as e:  # a damaged sheet fails while it is read, not when it is opened
+        raise DataError(f"cannot read this workbook past row {n} ({type(e).__name__}: {e})", rel, n) from None
+    finally:
+        wb.close()
+
+
+def _column_letter(i: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(i)
+
+
+def _is_formula(fh: BinaryIO, row: int, col: int) -> bool:
+    """Whether the cell holds a formula (read again without cached values: only on this error's path)."""
+    from openpyxl import load_workbook
+
+    pos = fh.tell()
+    try:
+        fh.seek(0)
+        wb = load_workbook(fh, read_only=True, data_only=False)
+        try:
+            for cells in wb.worksheets[0].iter_rows(min_row=row, max_row=row, min_col=col, max_col=col):
+                return any(isinstance(c.value, str) and c.value.startswith("=") for c in cells)
+            return False
+        finally:
+            wb.close()
+    except Exception:
+        return False
+    finally:
+        fh.seek(pos)
 
 
 #: file suffix -> reader
@@ -167,9 +319,9 @@ def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, 
         raise DataError(
             f"unknown label '{label}'; add it to data/labels.toml with its canonical item", rel, line, "label"
         )
-    value = parse_number(r["value"])
+    value, why = number_problem(r["value"])
     if value is None:
-        raise DataError(f"'{r['value']}' is not a number", rel, line, "value")
+        raise DataError(f"'{r['value']}' is not a number" + (f": {why}" if why else ""), rel, line, "value")
     if not math.isfinite(value) or abs(value) >= 1e18:
         raise DataError(f"'{r['value']}' is out of range for a financial figure", rel, line, "value")
     unit = r["unit"].strip().lower()

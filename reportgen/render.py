@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -14,6 +15,48 @@ log = logging.getLogger("reportgen.render")
 TEMPLATE = "briefing.html.j2"
 
 
+#: how much more memory a template may take while it renders (a template is data a workspace shares)
+TEMPLATE_MEMORY = 1 << 30
+
+
+@contextmanager
+def _memory_capped(extra: int):
+    """While rendering a template, cap the address space at what the process uses now plus `extra` bytes, so an
+    expression that would exhaust memory ("x" * 10**10, a filter asked for a huge width) fails with MemoryError
+    instead of taking the machine down. Where the system cannot say or cap its memory, nothing is capped."""
+    try:
+        import resource
+
+        with open("/proc/self/status", encoding="ascii") as fh:
+            vm = next(int(ln.split()[1]) * 1024 for ln in fh if ln.startswith("VmSize:"))
+        old = resource.getrlimit(resource.RLIMIT_AS)
+        cap = vm + extra
+        if old[0] != resource.RLIM_INFINITY and old[0] < cap:
+            cap = old[0]
+        resource.setrlimit(resource.RLIMIT_AS, (cap, old[1]))
+    except (ImportError, OSError, StopIteration, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, old)
+
+
+def _loader(templates_dir: Path):
+    """A Jinja2 loader that reads only files inside the workspace's templates/ folder (no symlink out)."""
+    import jinja2
+
+    class WorkspaceLoader(jinja2.FileSystemLoader):
+        def get_source(self, environment, template):
+            path = (templates_dir / template).resolve()
+            if not path.is_relative_to(templates_dir.resolve()):
+                raise jinja2.TemplateNotFound(f"{template} (it leads outside the workspace)")
+            return super().get_source(environment, template)
+
+    return WorkspaceLoader(str(templates_dir))
+
+
 def render_html(briefing: dict, templates_dir: Path, text: Text | None = None) -> str:
     """The standalone briefing: CSS and SVG charts inline, so it opens offline in any browser. The template's
     words go through `text` (jinja2's i18n extension: {{ _("...") }})."""
@@ -21,7 +64,12 @@ def render_html(briefing: dict, templates_dir: Path, text: Text | None = None) -
     from jinja2.sandbox import SandboxedEnvironment
     from markupsafe import escape
 
+    from .config import workspace_path
+
     templates_dir = Path(templates_dir)
+    root = templates_dir.parent
+    for name in (TEMPLATE, "briefing.css"):
+        workspace_path(root, f"templates/{name}", RenderError)  # no template or style sheet read from outside
     if not (templates_dir / TEMPLATE).exists():
         raise RenderError(
             "template not found; run 'reportgen init' to get the default templates", str(templates_dir / TEMPLATE)
@@ -29,7 +77,7 @@ def render_html(briefing: dict, templates_dir: Path, text: Text | None = None) -
     # Sandboxed: a workspace's templates may come from someone else; they can format the briefing, not reach
     # Python internals (b.__class__.__mro__ ...).
     env = SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=_loader(templates_dir),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -42,10 +90,27 @@ def render_html(briefing: dict, templates_dir: Path, text: Text | None = None) -
         lambda s: escape(t.gettext(s)), lambda s, p, n: escape(t.ngettext(s, p, n)), newstyle=True
     )
     css_path = templates_dir / "briefing.css"
-    css = css_path.read_text(encoding="utf-8") if css_path.exists() else ""
     try:
-        template = env.get_template(TEMPLATE)
-        return template.render(b=briefing, css=jinja2.utils.markupsafe.Markup(css), page_css=_page_css(t))
+        css = css_path.read_text(encoding="utf-8") if css_path.exists() else ""
+    except UnicodeDecodeError as e:
+        raise RenderError(f"not UTF-8 text (byte {e.start}); save it as UTF-8", "templates/briefing.css") from None
+    try:
+        with _memory_capped(TEMPLATE_MEMORY):  # compiling folds constant expressions, so it is capped too
+            template = env.get_template(TEMPLATE)
+            return template.render(b=briefing, css=jinja2.utils.markupsafe.Markup(css), page_css=_page_css(t))
+    except UnicodeDecodeError as e:
+        raise RenderError(f"not UTF-8 text (byte {e.start}); save it as UTF-8", f"templates/{TEMPLATE}") from None
+    except (MemoryError, OverflowError) as e:
+        raise RenderError(
+            f"the template asks for more memory than a briefing may take ({type(e).__name__}); look for a huge "
+            "repetition or width in an expression",
+            f"templates/{TEMPLATE}",
+        ) from None
+    except RecursionError:
+        raise RenderError("the template recurses without end (a macro or include calling itself?)",
+                          f"templates/{TEMPLATE}") from None  # fmt: skip
+    except jinja2.TemplateNotFound as e:
+        raise RenderError(f"template not found: {e.message}", f"templates/{TEMPLATE}") from None
     except jinja2.TemplateSyntaxError as e:
         raise RenderError(f"template syntax error: {e.message}", f"templates/{e.name or TEMPLATE}", e.lineno) from None
     except jinja2.exceptions.SecurityError as e:

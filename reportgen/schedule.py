@@ -415,9 +415,10 @@ def sleep_until_next(
 
     `now_fn` gives the current time (naive local, like `datetime.now`, or aware) and `sleep_fn(seconds)` waits;
     tests pass a fake clock. Sleeps are at most MAX_SLEEP_SECONDS each, so a changed wall clock is noticed. A
-    ReportgenError from `run_fn` (including LockHeld) is logged and the schedule goes on; any other exception
-    propagates. Run times missed while `run_fn` was busy are skipped, not caught up. Returns the number of runs
-    after `max_runs` of them (never returns when None).
+    failed run is logged and the schedule goes on, whatever the error (a locked ledger, a full disk, a bug): a
+    container's scheduler must not stop for good because one run failed. Only KeyboardInterrupt and SystemExit
+    (SIGINT, SIGTERM) end it. Run times missed while `run_fn` was busy are skipped, not caught up. Returns the
+    number of runs after `max_runs` of them (never returns when None).
     """
     spec = _as_spec(expr)
     runs = 0
@@ -433,6 +434,10 @@ def sleep_until_next(
             logger.warning("scheduled run at %s skipped: %s", when.isoformat(sep=" "), e)
         except ReportgenError as e:
             logger.error("scheduled run at %s failed: %s", when.isoformat(sep=" "), e)
+        except Exception as e:  # not reportgen's own: log it whole, and keep the schedule going
+            logger.error(
+                "scheduled run at %s failed: %s: %s", when.isoformat(sep=" "), type(e).__name__, e, exc_info=True
+            )
         runs += 1
         now = now_fn()
         if _seconds_until(now, next_runs(spec, when, 1)[0]) < 0:

@@ -55,6 +55,15 @@ def cli_main():
     return cli
 
 
+#: files a workspace keeps in output/ beside its editions (the ledger, the locks): state, not partial output
+STATE_FILES = (".ledger.sqlite3", ".ledger.sqlite3-wal", ".ledger.sqlite3-shm", ".editions.lock", ".run.lock")
+
+
+def leftovers(output: Path) -> list[str]:
+    """What output/ holds besides its state files: editions, and whatever a failed build left behind."""
+    return sorted(p.name for p in output.iterdir() if p.name not in STATE_FILES)
+
+
 @pytest.fixture
 def rewrite_golden(request) -> bool:
     return request.config.getoption("--rewrite-golden")

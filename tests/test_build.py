@@ -12,7 +12,7 @@ from pypdf import PdfReader
 
 from reportgen.cli import cli
 
-from .conftest import EPOCH, FIN_HEADER, write_mini
+from .conftest import EPOCH, FIN_HEADER, leftovers, write_mini
 
 COMPANIES = [
     "Xiaomi",
@@ -46,7 +46,9 @@ def test_writes_every_file_and_manifest(built):
     assert {"briefing.html", "briefing.pdf", "metrics.csv", "metrics.xlsx", "manifest.json"} <= names
     m = json.loads((out / "manifest.json").read_text())
     assert m["quarter"] == "2025Q2" and len(m["edition"]) == 16 and m["edition_date"] == "2026-11-24"
-    assert m["tool_version"] and m["built_at"] and m["inputs_hash"].startswith(m["edition"])
+    assert (
+        m["tool_version"] and m["built_at"] and len(m["inputs_hash"]) == 64 and m["identity"].startswith(m["edition"])
+    )
     import hashlib
 
     for name, meta in m["files"].items():
@@ -151,7 +153,7 @@ def test_failed_build_keeps_previous_edition(runner, tmp_path):
     assert res.exit_code == 1
     assert "templates/briefing.html.j2:1: template syntax error" in res.stderr
     assert (out / "briefing.pdf").read_bytes() == before
-    assert [p.name for p in (ws / "output").iterdir() if not p.name.startswith(".ledger")] == ["2025Q2"]  # no temp
+    assert leftovers(ws / "output") == ["2025Q2"]  # no temporary folder left
 
 
 def test_url_fetcher_refuses_network_and_outside_paths(tmp_path, caplog):

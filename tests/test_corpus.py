@@ -21,7 +21,11 @@ from reportgen.readers import FINANCIAL_COLUMNS
 
 from .conftest import REPO, write_mini
 
-CASES = tomllib.loads((Path(__file__).parent / "corpus" / "cases.toml").read_text(encoding="utf-8"))
+CASES = {
+    name: case
+    for path in sorted((Path(__file__).parent / "corpus").glob("*.toml"))
+    for name, case in tomllib.loads(path.read_text(encoding="utf-8")).items()
+}
 
 
 def test_corpus_is_large_and_covers_every_kind_of_file():

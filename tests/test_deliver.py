@@ -110,6 +110,8 @@ class Handler:
         self.data_count = 0
         self.block_rcpt: str | None = None  # hold this RCPT until `release` is set
         self.release = threading.Event()
+        self.data_delay = 0.0  # seconds the server "scans" a message before it answers the end of DATA
+        self.on_data = None  # called (in the server's thread) as each message arrives, before the reply
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.connections += 1
@@ -130,6 +132,10 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         self.data_count += 1
+        if self.on_data:
+            self.on_data(list(envelope.rcpt_tos))
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.data_count in self.drop_data:
             server.transport.close()  # the line drops after the client sent the message, before any reply
             return "421 4.4.2 closing"
@@ -547,6 +553,21 @@ def test_authentication_refused_is_clear_and_the_password_never_shows(edition, a
             {"REPORTGEN_SMTP_HOST": "h.test", "REPORTGEN_MAIL_FROM": SENDER, "REPORTGEN_SMTP_RETRIES": "0"},
             "REPORTGEN_SMTP_RETRIES: must be 1 to 10 tries per recipient, not '0'",
         ),
+        ({"REPORTGEN_SMTP_HOST": "127.0.0..1"}, "REPORTGEN_SMTP_HOST: '127.0.0..1' is not a host name or IP address"),
+        ({"REPORTGEN_SMTP_HOST": "smtp .example.test"}, "REPORTGEN_SMTP_HOST: 'smtp .example.test' is not a host"),
+        ({"REPORTGEN_SMTP_HOST": "h.test", "REPORTGEN_SMTP_PORT": "²⁵"}, "REPORTGEN_SMTP_PORT: must be a port number"),
+        (
+            {"REPORTGEN_SMTP_HOST": "h.test", "REPORTGEN_SMTP_PORT": "２５"},
+            "REPORTGEN_SMTP_PORT: must be a port number",
+        ),
+        (
+            {"REPORTGEN_SMTP_HOST": "h.test", "REPORTGEN_MAIL_FROM": SENDER, "REPORTGEN_SMTP_RETRIES": "³"},
+            "REPORTGEN_SMTP_RETRIES: must be 1 to 10 tries per recipient, not '³'",
+        ),
+        (
+            {"REPORTGEN_SMTP_HOST": "h.test", "REPORTGEN_MAIL_FROM": SENDER, "REPORTGEN_SMTP_DEADLINE": "soon"},
+            "REPORTGEN_SMTP_DEADLINE: must be a number of seconds from 1 to 86400, not 'soon'",
+        ),
     ],
     ids=[
         "no-host",
@@ -557,12 +578,42 @@ def test_authentication_refused_is_clear_and_the_password_never_shows(edition, a
         "password-without-user",
         "cleartext-password",
         "bad-retries",
+        "host-empty-label",
+        "host-with-space",
+        "superscript-port",
+        "full-width-port",
+        "superscript-retries",
+        "bad-deadline",
     ],
 )
 def test_smtp_settings_errors_name_the_variable(env, message):
     with pytest.raises(DeliveryError) as e:
         deliver.SmtpSettings.from_env(env)
     assert str(e.value).startswith(message) and "hunter2" not in str(e.value) + repr(e.value)
+
+
+@pytest.mark.parametrize("password", ["pässwörd-s3cret", "s3cret\u200bzero-width", "s3cret\nline"])
+def test_a_password_python_cannot_send_is_refused_without_showing_any_of_it(password):
+    env = {
+        "REPORTGEN_SMTP_HOST": "smtp.example.test",
+        "REPORTGEN_MAIL_FROM": SENDER,
+        "REPORTGEN_SMTP_USER": "analyst",
+        "REPORTGEN_SMTP_PASSWORD": password,
+    }
+    with pytest.raises(DeliveryError) as info:
+        deliver.SmtpSettings.from_env(env)
+    shown = str(info.value)
+    assert shown.startswith("REPORTGEN_SMTP_PASSWORD: has a character outside plain ASCII")
+    for piece in ("s3cret", "ä", "ö", "zero-width", "\\u200b", "\u200b", "line"):  # nothing of the password shows
+        assert piece not in shown, piece
+
+
+def test_a_bad_sender_names_the_variable_not_the_workspace(edition, smtp):
+    handler, port = smtp
+    with pytest.raises(DeliveryError) as info:
+        send(edition, port, env={"REPORTGEN_MAIL_FROM": "Strategy <briefings@@example.test>"})
+    assert str(info.value).startswith("REPORTGEN_MAIL_FROM: ") and "reportgen.toml" not in str(info.value)
+    assert handler.connections == 0
 
 
 def test_smtp_settings_defaults():
@@ -610,9 +661,9 @@ def test_send_killed_mid_list_resumes_without_duplicates(edition, smtp):
 
 def test_a_second_send_while_one_is_running_is_refused(edition, smtp):
     handler, port = smtp
-    with open(edition.parent / ledger.SEND_LOCK_NAME, "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `reportgen send` holds it
-        with pytest.raises(DeliveryError, match="another `reportgen send` or `run` is mailing from this workspace"):
+    with open(edition.parent / ledger.EDITIONS_LOCK_NAME, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `reportgen send` (or a build) holds it
+        with pytest.raises(ledger.LockHeld, match="is writing or mailing this workspace's editions; nothing was done"):
             send(edition, port)
     assert handler.connections == 0
     assert send(edition, port).sent == RECIPIENTS  # released: the next send goes through
@@ -670,3 +721,144 @@ def test_cli_send_exit_status_and_history(runner, tmp_path, smtp):
     hist = runner.invoke(cli, ["-C", str(ws), "history"]).stdout.splitlines()
     assert [ln.split()[1] for ln in hist] == ["build"] + ["mail"] * 5
     assert sum("failed" in ln and "cfo@example.test (550 5.1.1 No such user)" in ln for ln in hist) == 1
+
+
+# -- issue 10: the reply after DATA, an acceptance the ledger cannot record, a server that never finishes ----------
+def test_a_slow_scan_after_data_is_waited_for_not_resent(edition, smtp, monkeypatch):
+    """The reply to the end of DATA gets RFC 5321's 10 minutes, not the per-command timeout: a relay that scans
+    the message for longer than the command timeout gets it once."""
+    handler, port = smtp
+    monkeypatch.setattr(deliver, "TIMEOUT", 0.3)  # per command (was 30 s; the scan below outlasts it)
+    handler.data_delay = 0.8
+    report = send(edition, port, settings=Settings(mail_lists=(BOARD,)))
+    assert (report.sent, report.failed) == (RECIPIENTS, [])
+    assert [len(handler.to(r)) for r in RECIPIENTS] == [1, 1, 1, 1]
+
+
+def _lock_ledger(path):
+    """Another process's write lock on the ledger (as a second program, or a full disk, would make it fail)."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("BEGIN EXCLUSIVE")
+    return db
+
+
+def test_an_acceptance_the_ledger_cannot_record_stays_in_doubt_and_is_not_resent(edition, smtp):
+    handler, port = smtp
+    ledger_path = edition.parent / ledger.LEDGER_NAME
+    ledger.Ledger(ledger_path).close()
+    held = []
+
+    def lock_after_first(rcpts):  # the server has the first copy; the ledger becomes unwritable before its reply
+        if rcpts == ["ceo@example.test"] and not held:
+            held.append(_lock_ledger(ledger_path))
+
+    handler.on_data = lock_after_first
+    book = ledger.Ledger(ledger_path, timeout=0.3)
+    try:
+        report = send(edition, port, settings=Settings(mail_lists=(BOARD,)), journal=book)
+    finally:
+        book.close()
+        held[0].execute("ROLLBACK")
+        held[0].close()
+    assert report.in_doubt == ["ceo@example.test"] and report.sent == [] and not report.ok
+    assert "accepted (250" in report.stopped and "stays in doubt" in report.stopped
+    assert [f.recipient for f in report.failed] == RECIPIENTS[1:]  # the list stopped at once
+    assert handler.envelopes() == [["ceo@example.test"]]
+    handler.on_data = None
+    again = send(edition, port, settings=Settings(mail_lists=(BOARD,)))  # the rerun does not resend blindly
+    assert (again.in_doubt, again.sent) == (["ceo@example.test"], RECIPIENTS[1:])
+    assert "in doubt" in again.summary() and "--resend-to" in again.summary()
+    assert [len(handler.to(r)) for r in RECIPIENTS] == [1, 1, 1, 1]
+    with ledger.Ledger(ledger_path) as book:
+        assert ("mail", "ceo@example.test", "in doubt") in {
+            (h["kind"], h["recipient"], h["status"]) for h in book.history()
+        }
+    resent = send(edition, port, settings=Settings(mail_lists=(BOARD,)), resend_to=("ceo@example.test",))
+    assert (resent.sent, resent.in_doubt, resent.ok) == (["ceo@example.test"], [], True)
+
+
+def test_a_ledger_that_cannot_record_the_attempt_sends_nothing_more(edition, smtp):
+    handler, port = smtp
+    ledger_path = edition.parent / ledger.LEDGER_NAME
+    ledger.Ledger(ledger_path).close()
+    held = _lock_ledger(ledger_path)
+    book = ledger.Ledger(ledger_path, timeout=0.3)
+    try:
+        report = send(edition, port, settings=Settings(mail_lists=(BOARD,)), journal=book)
+    finally:
+        book.close()
+        held.execute("ROLLBACK")
+        held.close()
+    assert report.sent == [] and report.in_doubt == [] and handler.received == []  # nothing was handed over
+    assert "nothing was sent to ceo@example.test" in report.stopped and "database is locked" in report.stopped
+    assert [f.recipient for f in report.failed] == RECIPIENTS
+    assert send(edition, port, settings=Settings(mail_lists=(BOARD,))).sent == RECIPIENTS  # once it can write
+
+
+def _trickling_server(delay: float):
+    """A raw TCP server that sends its greeting one byte every `delay` seconds, forever (a slow-loris)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.2)
+        conns = []
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+                conns.append(c)
+            except OSError:
+                pass
+            for c in conns:
+                try:
+                    c.send(b"2")
+                except OSError:
+                    pass
+            stop.wait(delay)
+        for c in conns:
+            c.close()
+        srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv.getsockname()[1], stop
+
+
+def test_a_server_that_never_finishes_its_greeting_fails_the_list_by_the_deadline(edition):
+    port, stop = _trickling_server(0.3)
+    started = time.monotonic()
+    try:
+        report = send(edition, port, env={"REPORTGEN_SMTP_DEADLINE": "2"})
+    finally:
+        stop.set()
+    took = time.monotonic() - started
+    assert took < 15, took  # not forever: about one deadline (the first try is fatal, no retries)
+    assert [f.recipient for f in report.failed] == RECIPIENTS and not report.sent
+    assert "did not finish the greeting, TLS and login within 2 s (REPORTGEN_SMTP_DEADLINE)" in report.failed[0].reply
+
+
+def test_a_build_never_replaces_an_edition_while_it_is_mailed(edition, smtp):
+    """The send holds the editions lock from the manifest it reads to its last recipient: a build started
+    meanwhile is refused (exit status 75, try later), and every recipient gets the same edition."""
+    from reportgen.pipeline import write_edition
+
+    handler, port = smtp
+    handler.block_rcpt = "cfo@example.test"
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=send(edition, port, settings=Settings(mail_lists=(BOARD,)))))
+    t.start()
+    deadline = time.monotonic() + 30
+    while "cfo@example.test" not in handler.seen_rcpt:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with pytest.raises(ledger.LockHeld, match="send 2025Q2") as info:
+        with ledger.editions_lock(edition.parent, "build 2025Q2"):
+            write_edition(edition, {"briefing.pdf": b"%PDF-1.7 another edition"})
+    assert info.value.exit_code == 75
+    handler.release.set()
+    t.join(30)
+    assert result["r"].sent == RECIPIENTS
+    pdfs = {next(m.iter_attachments()).get_content() for _, m in handler.received}
+    assert pdfs == {(edition / "briefing.pdf").read_bytes()} and len(handler.received) == 4

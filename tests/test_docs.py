@@ -44,3 +44,21 @@ def test_readme_development_section_names_every_module():
     modules = sorted(p.stem for p in (REPO / "reportgen").glob("*.py") if not p.stem.startswith("__"))
     missing = [m for m in modules if f"`{m}`" not in section]
     assert not missing, f"README's Development section does not describe {missing}"
+
+
+def test_security_promises_name_tests_that_exist():
+    """Every test SECURITY.md cites (test_... names and corpus case names) exists, so no promise points nowhere."""
+    import tomllib
+
+    text = (REPO / "SECURITY.md").read_text(encoding="utf-8")
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "tests").glob("test_*.py"))
+    cited = set(re.findall(r"\btest_[a-z0-9_]+", text)) - {"test_"}
+    missing = sorted(n for n in cited if f"def {n}(" not in sources and not (REPO / "tests" / f"{n}.py").exists())
+    assert not missing, f"SECURITY.md cites tests that do not exist: {missing}"
+    cases = {}
+    for p in (REPO / "tests" / "corpus").glob("*.toml"):
+        cases.update(tomllib.loads(p.read_text(encoding="utf-8")))
+    named = set(re.findall(r"(?:cases|attacks)\.toml: ([a-z0-9-]+)", text))
+    named |= {n for n in re.findall(r"`([a-z]+(?:-[a-z0-9]+)+)`", text) if n.split("-")[0] in
+              {"data", "registry", "labels", "fx", "config", "template", "sentences", "cli"}}  # fmt: skip
+    assert named and not (named - set(cases)), sorted(named - set(cases))

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .conftest import write_mini
+from .conftest import leftovers, write_mini
 
 # Loaded by the child through PYTHONPATH: pauses the build at one step so the test can kill it there.
 HOOK = textwrap.dedent("""
@@ -64,10 +64,10 @@ def test_killed_build_keeps_previous_edition(tmp_path, step):
 
     after = {p.name: p.read_bytes() for p in edition.iterdir()}
     assert after == before  # the previous edition, byte for byte
-    leftovers = [p.name for p in (ws / "output").iterdir() if p.name != "2025Q2" and not p.name.startswith(".ledger")]
+    left = [n for n in leftovers(ws / "output") if n != "2025Q2"]
     if step == "pdf":
-        assert leftovers == []  # nothing was written before the PDF was in memory
+        assert left == []  # nothing was written before the PDF was in memory
     # the next build cleans up what the killed one left and succeeds
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
-    assert [p.name for p in (ws / "output").iterdir() if not p.name.startswith(".ledger")] == ["2025Q2"]
+    assert leftovers(ws / "output") == ["2025Q2"]
     assert (edition / "briefing.pdf").read_bytes() != before["briefing.pdf"]

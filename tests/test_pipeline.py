@@ -30,5 +30,5 @@ def test_init_writes_a_workspace_that_builds_metrics(runner, tmp_path):
     assert (dest / "data" / "financials" / "xiaomi.csv").exists() and (dest / "templates" / "briefing.css").exists()
     res = runner.invoke(cli, ["-C", str(dest), "metrics", "--quarter", "2025Q2", "--format", "csv"])
     assert res.exit_code == 0 and res.stdout.count("\n") == 1 + 10 * 10
-    again = runner.invoke(cli, ["init", str(dest)])
-    assert again.exit_code == 1 and "a workspace already exists here; use --force" in again.stderr
+    again = runner.invoke(cli, ["init", str(dest)])  # nothing missing, nothing differs: nothing written
+    assert again.exit_code == 0 and again.stdout == ""

@@ -684,9 +684,28 @@ def test_sleep_until_next_goes_on_when_another_run_holds_the_lock(caplog):
     assert "skipped: another reportgen run (pid 42) holds it" in caplog.text
 
 
-def test_sleep_until_next_lets_bugs_through():
-    clock = FakeClock(D(2025, 1, 15, 10, 1, tzinfo=UTC), fail=ZeroDivisionError("bug"))
-    with pytest.raises(ZeroDivisionError):
+@pytest.mark.parametrize(
+    "error",
+    [ZeroDivisionError("bug"), OSError(28, "No space left on device"), MemoryError()],
+    ids=["bug", "disk-full", "memory"],
+)
+def test_sleep_until_next_goes_on_after_any_error(caplog, error):
+    """A container's only process: one failed run, whatever failed, must not stop the schedule for good."""
+    import sqlite3
+
+    clock = FakeClock(D(2025, 1, 15, 10, 1, tzinfo=UTC), fail=error)
+    with caplog.at_level(logging.ERROR, logger="reportgen.schedule"):
+        assert sleep_until_next("*/5 * * * *", clock.now, clock.sleep, clock.run, max_runs=3) == 3
+    assert len(clock.calls) == 3
+    assert caplog.text.count(f"failed: {type(error).__name__}") == 3
+    clock = FakeClock(D(2025, 1, 15, 10, 1, tzinfo=UTC), fail=sqlite3.OperationalError("database is locked"))
+    assert sleep_until_next("*/5 * * * *", clock.now, clock.sleep, clock.run, max_runs=2) == 2
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit], ids=["sigint", "sigterm"])
+def test_sleep_until_next_stops_only_when_told(stop):
+    clock = FakeClock(D(2025, 1, 15, 10, 1, tzinfo=UTC), fail=stop())
+    with pytest.raises(stop):
         sleep_until_next("*/5 * * * *", clock.now, clock.sleep, clock.run)
     assert len(clock.calls) == 1
 

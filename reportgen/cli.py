@@ -405,3 +405,58 @@ def history(ctx):
         reply = f" ({' '.join(str(x) for x in (r['code'], r['reply']) if x)})" if r["status"] == "failed" else ""
         line = f"{r['at']}  {r['kind']:<5}  {r['quarter']}  {r['edition']}  {r['status']:<9}  {what}{reply}"
         click.echo(line.rstrip())
+
+
+IMPORT_FORMATS = ("akshare-sina", "akshare-hk", "tushare-income", "sec-companyfacts")
+
+
+def _print_import(report) -> None:
+    for line in report.lines():
+        click.echo(line)
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--company", required=True, help="Company id in data/companies.toml, e.g. midea.")
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), required=True, help="The provider's file format.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--replace", is_flag=True, help="Where a figure differs from the one in the data, take the new one.")
+@click.pass_context
+def import_cmd(ctx, file, company, fmt, dry_run, replace):
+    """Merge a provider's income statement (AKShare, Tushare, SEC EDGAR) into data/financials/COMPANY.csv.
+
+    Figures stay in the company's own form (cumulative stays cumulative), each with the provider as its source.
+    Identical figures are left alone; a figure that differs from one already in the data is a conflict, reported
+    with both values, and kept as it was unless --replace.
+
+    \b
+    Example:
+        reportgen import midea-sina.csv --company midea --format akshare-sina --dry-run
+        reportgen import nio-companyfacts.json --company nio --format sec-companyfacts
+    """
+    from . import importers
+
+    report = importers.import_file(workspace_of(ctx), file, company, fmt, dry_run=dry_run, replace=replace)
+    _print_import(report)
+
+
+@cli.command()
+@click.option("--company", required=True, help="Company id in data/companies.toml, e.g. midea.")
+@click.option("--provider", type=click.Choice(["akshare", "tushare", "sec"]), required=True)
+@click.option("--dry-run", is_flag=True, help="Download and print what would change; write nothing to data/.")
+@click.option("--replace", is_flag=True, help="Where a figure differs from the one in the data, take the new one.")
+@click.pass_context
+def fetch(ctx, company, provider, dry_run, replace):
+    """Download a company's income statement from a provider, keep the raw file under data/raw/, and import it.
+
+    Needs the optional extra (pip install 'reportgen[fetch]') and the network; Tushare's token comes from
+    REPORTGEN_TUSHARE_TOKEN.
+
+    \b
+    Example:
+        reportgen fetch --company midea --provider akshare
+    """
+    from . import importers
+
+    report = importers.fetch(workspace_of(ctx), company, provider, dry_run=dry_run, replace=replace, progress=log.info)
+    _print_import(report)

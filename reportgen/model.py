@@ -233,6 +233,7 @@ class ReportedRow:
     source_excerpt: str = ""
     file: str = ""
     line: int = 0
+    published: str = ""  # the date the figure was published (YYYY-MM-DD), when the source gives it
 
     @property
     def months(self) -> int:

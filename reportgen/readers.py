@@ -24,7 +24,9 @@ Record = tuple[int, dict[str, str]]
 HeaderHook = Callable[[list[str]], "Callable[[list[str]], bool] | None"]
 
 FINANCIAL_COLUMNS = ("period", "basis", "label", "value", "unit", "currency", "source_url")
-OPTIONAL_COLUMNS = ("vintage", "report", "confidence", "source_excerpt", "ref", "note")
+OPTIONAL_COLUMNS = ("vintage", "report", "confidence", "source_excerpt", "ref", "note", "published")
+CONFIDENCE = ("high", "medium", "low")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 _GROUPED = re.compile(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
@@ -348,6 +350,19 @@ def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, 
         raise DataError(f"vintage must be 'published' or 'restated', not '{vintage}'", rel, line, "vintage")
     if not (r.get("source_url") or "").strip():
         raise DataError("every figure needs its source_url", rel, line, "source_url")
+    confidence = (r.get("confidence") or "").strip().lower()
+    if confidence and confidence not in CONFIDENCE:
+        raise DataError(f"confidence must be high, medium or low, not '{confidence}'", rel, line, "confidence")
+    published = (r.get("published") or "").strip()
+    if published:
+        import datetime as _dt
+
+        try:
+            if not _DATE.fullmatch(published):
+                raise ValueError
+            _dt.date.fromisoformat(published)
+        except ValueError:
+            raise DataError(f"'{published}' is not a date; write it as YYYY-MM-DD", rel, line, "published") from None
     fq = company.fiscal_quarter(q) if company.aligned else None
     if fq is not None and BASES[basis] > fq:
         raise DataError(
@@ -373,11 +388,12 @@ def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, 
         currency,
         vintage,
         r.get("report", ""),
-        r.get("confidence", ""),
+        confidence,
         r["source_url"].strip(),
         r.get("source_excerpt", ""),
         rel,
         line,
+        published,
     )
 
 

@@ -1,4 +1,5 @@
-"""Build the default workspace's data/financials/*.csv from ../shared/reference/ (research notes).
+"""Build the default workspace's data/financials/*.csv from ../shared/reference/ (research notes), tools/supplement.csv
+and the later research in tools/research/ (ashares.csv, quarterly.csv).
 
 Run from the repository root:  python tools/import_reference.py ../shared/reference
 Each output row keeps its source URL, excerpt and confidence, plus `ref` (reference file:line) so every figure
@@ -134,6 +135,60 @@ def _report(row, vintage):
     return f"{row['period']} {row['basis']} report"
 
 
+# Research rows left out, with the reason (the row they would have competed with says so in its note).
+EXCLUDED_RESEARCH = {
+    ("tools/research/ashares.csv", 23): "Gree H1 研发费用 30.24亿 (an AI-written page; it reconciles with nothing): the "
+    "39.18亿 row's note names it.",
+}
+# Confidence set here, with the reason, where later research contradicts or corroborates a figure.
+CONFIDENCE = {
+    ("nio", "2024Q4", "3M", "Selling, general and administrative expenses"): (
+        "low",
+        "Issue 12 research: NIO's Q4 2025 SG&A (35.37亿) is reported as down 27.5% year on year, which implies about "
+        "4,879m for Q4 2024, not this aggregator's 3,589,206k (the same vendor's 2025Q2 figure was 487m short of "
+        "NIO's own); kept as the only figure found, marked low.",
+    ),
+    ("gree", "2025Q2", "6M", "研发费用"): (
+        "medium",
+        "Two pages disagree: this 39.18亿 (reportify's summary of the interim report's income statement) and 30.24亿 "
+        "(https://www.gilin.com.cn/essence0903010.html, an AI-written page). 39.18 is used: H1 39.18 + Q3 4.26% x "
+        "400.34亿 = 56.2亿 matches the 9M 研发投入 of 56.2亿 printed by eastmoney guba 1618841386; 30.24 would give "
+        "47.3 (tools/research/ashares.md).",
+    ),
+}
+_PRINTED = re.compile(r"[-+]?(\d*)\.?(\d*)")
+_UNIT = {"yuan": 1, "thousand": 1e3, "ten_thousand": 1e4, "million": 1e6, "hundred_million": 1e8, "billion": 1e9}
+
+
+def _yuan(row) -> tuple[float, float]:
+    """(value, half its last printed digit), in yuan (or percent for ratios)."""
+    text = row["value"].replace(",", "")
+    decimals = len(text.partition(".")[2])
+    scale = _UNIT.get(row["unit"], 1)
+    return float(text) * scale, 0.5 * 10.0**-decimals * scale
+
+
+def _add(rows: list[dict], new: dict) -> None:
+    """Add a research row; where the data already hold the same figure (period, basis, label, vintage), keep the
+    more precise of the two (at most half the other's rounding) and say in its note what the other source printed,
+    agreeing or not. The stronger confidence of two agreeing sources is kept."""
+    key = (new["period"], new["basis"], new["label"], new["vintage"])
+    old = next((r for r in rows if (r["period"], r["basis"], r["label"], r["vintage"]) == key), None)
+    if old is None:
+        rows.append(new)
+        return
+    (v_old, u_old), (v_new, u_new) = _yuan(old), _yuan(new)
+    agree = abs(abs(v_old) - abs(v_new)) <= u_old + u_new + 1e-9
+    keep, other = (new, old) if u_new < u_old / 2 else (old, new)
+    rank = ["low", "medium", "high"]
+    if agree and rank.index(other["confidence"]) > rank.index(keep["confidence"]):
+        keep = {**keep, "confidence": other["confidence"]}
+    word = "agrees" if agree else "DISAGREES"
+    mention = f"{other['source_url']} prints {other['value']} {other['unit']} ({word}; {other['ref']})."
+    keep = {**keep, "note": f"{keep['note']} Also: {mention}".strip()}
+    rows[rows.index(old)] = keep
+
+
 def main(ref_dir):
     ref_dir = Path(ref_dir)
     out = {}
@@ -160,12 +215,21 @@ def main(ref_dir):
                         "note": f"reported as: {row['line_item_reported']}. {row['note']}".strip(),
                     }
                 )
-    # Figures found later in the stored public pages, each with its URL and excerpt (tools/supplement.csv).
-    supplement = Path(__file__).with_name("supplement.csv")
-    with open(supplement, newline="", encoding="utf-8") as fh:
-        for line, row in enumerate(csv.DictReader(fh), start=2):
-            company = row.pop("company")
-            out.setdefault(company, []).append({**row, "ref": f"tools/supplement.csv:{line}"})
+    # Figures found later in the stored public pages, each with its URL and excerpt (tools/supplement.csv and
+    # tools/research/*.csv: the 2025Q3 research of issue 12, notes beside them in the .md files).
+    here = Path(__file__).parent
+    for path in [here / "supplement.csv", here / "research" / "ashares.csv", here / "research" / "quarterly.csv"]:
+        rel = path.relative_to(here.parent).as_posix()
+        with open(path, newline="", encoding="utf-8") as fh:
+            for line, row in enumerate(csv.DictReader(fh), start=2):
+                if (rel, line) in EXCLUDED_RESEARCH:
+                    continue
+                company = row.pop("company")
+                _add(out.setdefault(company, []), {**row, "ref": f"{rel}:{line}"})
+    for (company, period, basis, label), (confidence, note) in CONFIDENCE.items():
+        for r in out[company]:
+            if (r["period"], r["basis"], r["label"]) == (period, basis, label):
+                r["confidence"], r["note"] = confidence, f"{r['note']} {note}".strip()
     dest = Path("data/financials")
     dest.mkdir(parents=True, exist_ok=True)
     for company, rows in sorted(out.items()):

@@ -17,6 +17,7 @@ from .model import FLAGS, N_, QUARTER, is_missing, marks, sup_marks
 from .periods import Quarter
 
 NOT_YET = N_("not yet reported")
+NO_FIGURES = N_("no figures in the data")
 
 
 @dataclass
@@ -39,7 +40,11 @@ class Facts:
         self.by = {(r["company"], r["metric"]): r for r in self.records}
         self.stat = {(r["group"], r["metric"]): r for r in self.stats.to_dict("records")}
         self.reported = {cid: self.ctx.norm.has_reported(cid, self.quarter) for cid in self.settings.companies}
-        self.not_reported = [self.companies[c].name for c in self.settings.companies if not self.reported[c]]
+        self.empty = set(getattr(self.ctx.data, "empty", ()))
+        self.not_reported = [
+            self.companies[c].name for c in self.settings.companies if not self.reported[c] and c not in self.empty
+        ]
+        self.no_figures = [self.companies[c].name for c in self.settings.companies if c in self.empty]
         self.section_metric: Metric = BY_ID[self.settings.section_metric]
 
     def person(self, cid: str) -> dict:
@@ -51,6 +56,7 @@ class Facts:
             "ticker": c.ticker,
             "standard": c.standard,
             "reported": self.reported[cid],
+            "no_figures": cid in self.empty,
             "subject": cid == self.settings.subject,
         }
 
@@ -62,14 +68,15 @@ class Facts:
         v = rec["value"]
         ok = not is_missing(v)
         return {
-            "text": t.fmt(v if ok else None, unit),
+            "text": t.fmt(v if ok else None, unit, rec.get("uncertainty")),
             "marks": marks(rec["flags"]) if ok else "",
             "missing": not ok,
             "title": t.reason(rec["reason"]),
         }
 
-    def not_yet(self) -> dict:
-        return {"text": self.text.gettext(NOT_YET), "marks": "", "missing": True, "title": ""}
+    def not_yet(self, cid: str | None = None) -> dict:
+        word = NO_FIGURES if cid in self.empty else NOT_YET
+        return {"text": self.text.gettext(word), "marks": "", "missing": True, "title": ""}
 
 
 def cover(f: Facts) -> dict:
@@ -104,6 +111,7 @@ def key_findings(f: Facts) -> dict:
         t.templates(DEFAULT_TEMPLATES, f.templates),
         f.not_reported,
         fmt=t.fmt,
+        no_figures=f.no_figures,
     )
     return {"findings": found.sentences, "notes": found.notes}
 
@@ -122,7 +130,7 @@ def scorecard(f: Facts) -> dict:
     shown = [BY_ID[m] for m in s.metrics]
 
     def row(cid):
-        cells = [f.cell(f.by.get((cid, m.id)), m.unit) if f.reported[cid] else f.not_yet() for m in shown]
+        cells = [f.cell(f.by.get((cid, m.id)), m.unit) if f.reported[cid] else f.not_yet(cid) for m in shown]
         return {**f.person(cid), "cells": cells}
 
     groups = []
@@ -193,7 +201,7 @@ def section(f: Facts, g) -> dict:
     rows = []
     for c in members:
         if not f.reported[c]:
-            rows.append({**f.person(c), "cells": [f.not_yet()] * 7})
+            rows.append({**f.person(c), "cells": [f.not_yet(c)] * 7})
             continue
         change = compute_one(f.ctx.norm, c, f.quarter, QUARTER, sm_change)
         prior = compute_one(f.ctx.norm, c, f.quarter.shift(-4), QUARTER, sm)
@@ -216,10 +224,19 @@ def section(f: Facts, g) -> dict:
                     "value": None if prior.old_basis else prior.value,
                     "flags": sorted(prior.flags),
                     "reason": prior_reason,
+                    "uncertainty": prior.uncertainty,
                 },
                 sm.unit,
             ),
-            f.cell({"value": change.value, "flags": sorted(change.flags), "reason": change.reason}, "pp"),
+            f.cell(
+                {
+                    "value": change.value,
+                    "flags": sorted(change.flags),
+                    "reason": change.reason,
+                    "uncertainty": change.uncertainty,
+                },
+                "pp",
+            ),
         ]
         rows.append({**f.person(c), "cells": cells})
     return {

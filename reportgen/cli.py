@@ -17,14 +17,20 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 log = logging.getLogger("reportgen")
 
 
+LATEST = "latest"
+
+
 class QuarterType(click.ParamType):
-    """`2025Q2` -> Quarter; rejects `2025Q5` before any file is read."""
+    """`2025Q2` -> Quarter (or `latest`, resolved once the workspace is open); rejects `2025Q5` before any file is
+    read."""
 
     name = "quarter"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, Quarter):
+        if isinstance(value, Quarter) or value == LATEST:
             return value
+        if str(value).strip().lower() == LATEST:
+            return LATEST
         try:
             return Quarter.parse(value)
         except ReportgenError as e:
@@ -39,6 +45,8 @@ class QuarterRangeType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
+        if str(value).strip().lower() == LATEST:
+            return [LATEST]
         try:
             quarters = parse_range(value)
         except ReportgenError as e:
@@ -122,7 +130,23 @@ def _configure_logging(quiet: bool) -> None:
 
 
 def quarter_option(required=True):
-    return click.option("--quarter", type=QuarterType(), required=required, help="Calendar quarter, e.g. 2025Q2.")
+    return click.option(
+        "--quarter",
+        type=QuarterType(),
+        required=required,
+        help="Calendar quarter, e.g. 2025Q2, or `latest`: the quarter a scheduled run would publish now.",
+    )
+
+
+def _resolve(ctx, quarter):
+    """A quarter as given, or the one `latest` stands for (printed, so the reader knows which)."""
+    if quarter != LATEST:
+        return quarter
+    from . import pipeline
+
+    q = pipeline.latest_quarter(workspace_of(ctx))
+    log.info("latest quarter: %s", q)
+    return q
 
 
 class MetricListType(click.ParamType):
@@ -175,6 +199,7 @@ def _metrics_help() -> str:
 def metrics(ctx, quarter, basis, fmt, metric_ids, peer_stats):
     from . import export, pipeline
 
+    quarter = _resolve(ctx, quarter)
     c = pipeline.open_workspace(workspace_of(ctx), [quarter], trend=False)
     table = pipeline.metric_table(c, quarter, basis)
     stats = pipeline.group_stats(c, table) if peer_stats else None
@@ -202,10 +227,13 @@ def validate(ctx):
     """
     from . import pipeline
 
-    problems = pipeline.validate(workspace_of(ctx))
+    warnings: list = []
+    problems = pipeline.validate(workspace_of(ctx), warnings)
+    for w in warnings:
+        click.echo(f"Warning: {w}", err=True)
     if problems:
         raise Problems(problems)
-    click.echo("All data and config files are valid.", err=True)
+    click.echo("All data and config files are valid." + (" (see the warnings above)" if warnings else ""), err=True)
 
 
 @cli.command()
@@ -214,7 +242,7 @@ def validate(ctx):
     "quarters",
     type=QuarterRangeType(),
     required=True,
-    help="A quarter (2025Q2) or a range (2024Q3..2025Q2).",
+    help="A quarter (2025Q2), a range (2024Q3..2025Q2), or `latest` (the quarter a scheduled run would publish).",
 )
 @click.option(
     "--date",
@@ -237,6 +265,7 @@ def build(ctx, quarters, edition_date, force):
     """
     from . import pipeline
 
+    quarters = [_resolve(ctx, q) for q in quarters]
     editions = pipeline.build(
         workspace_of(ctx), quarters, edition_date.date() if edition_date else None, progress=log.info, force=force
     )
@@ -377,6 +406,7 @@ def send(ctx, quarter, list_name, dry_run, resend, resend_to, test_to):
     from . import pipeline
     from .errors import DeliveryError
 
+    quarter = _resolve(ctx, quarter)
     reports = pipeline.send(workspace_of(ctx), quarter, list_name, dry_run, resend, test_to, resend_to=resend_to)
     for r in reports:
         click.echo(f"{r.list_name}: {r.summary()}")

@@ -14,10 +14,10 @@ from .i18n import Text
 from .metrics import BY_ID
 from .model import FLAGS, is_missing, sup_marks
 
-COLUMNS = ["company", "name", "name_zh", "group", "quarter", "basis", "metric", "statistic", "n", "value", "flags",
-           "reason", "sources"]  # fmt: skip
-CSV_COLUMNS = ["company", "name", "group", "quarter", "basis", "metric", "statistic", "n", "value", "flags", "reason",
-               "sources"]  # fmt: skip
+COLUMNS = ["company", "name", "name_zh", "group", "quarter", "basis", "metric", "statistic", "n", "value",
+           "uncertainty", "confidence", "flags", "reason", "note", "sources"]  # fmt: skip
+CSV_COLUMNS = ["company", "name", "group", "quarter", "basis", "metric", "statistic", "n", "value", "uncertainty",
+               "confidence", "flags", "reason", "note", "sources"]  # fmt: skip
 STATISTICS = ("median", "mean", "rank")
 #: the terminal table fits this many columns unless the caller gives another width
 TABLE_WIDTH = 100
@@ -45,8 +45,11 @@ def records(table: pd.DataFrame, stats: pd.DataFrame | None = None, text: Text |
                 "statistic": None,
                 "n": None,
                 "value": _clean(r["value"]),
+                "uncertainty": _clean(r["uncertainty"]),
+                "confidence": _clean(r["confidence"]),
                 "flags": list(r["flags"]),
                 "reason": t.reason(r["reason"]),
+                "note": t.reason(r["note"]),
                 "sources": list(r["sources"]),
             }
         )
@@ -72,8 +75,11 @@ def stat_records(table: pd.DataFrame, stats: pd.DataFrame, text: Text) -> list[d
                     "statistic": stat,
                     "n": int(s["n"]),
                     "value": _clean(s[stat]) if s["n"] else None,
+                    "uncertainty": None,
+                    "confidence": None,
                     "flags": list(s["flags"]),
                     "reason": "",
+                    "note": "",
                 }
             )
         rank = _clean(s["subject_rank"])
@@ -86,8 +92,11 @@ def stat_records(table: pd.DataFrame, stats: pd.DataFrame, text: Text) -> list[d
                 "statistic": "rank",
                 "n": int(s["ranked"]),
                 "value": None if rank is None else int(rank),
+                "uncertainty": None,
+                "confidence": None,
                 "flags": list(s["flags"]),
                 "reason": "",
+                "note": "",
             }
         )
     return [{k: r[k] for k in COLUMNS} for r in out]
@@ -104,7 +113,13 @@ def _text_cell(v):
 
 def _flat(recs: list[dict]) -> pd.DataFrame:
     rows = [
-        {**r, "flags": ";".join(r["flags"]), "sources": " ".join(r["sources"]), "n": "" if r["n"] is None else r["n"]}
+        {
+            **r,
+            "flags": ";".join(r["flags"]),
+            "sources": " ".join(r["sources"]),
+            "n": "" if r["n"] is None else r["n"],
+            "confidence": r["confidence"] or "",
+        }
         for r in recs
     ]
     return pd.DataFrame.from_records(rows, columns=COLUMNS)[CSV_COLUMNS]
@@ -118,8 +133,9 @@ def csv_text(table: pd.DataFrame, stats: pd.DataFrame | None = None, text: Text 
         "" if is_missing(v) else (str(int(v)) if s == "rank" else f"{v:.10g}")
         for v, s in zip(frame["value"], frame["statistic"])
     ]
+    frame["uncertainty"] = ["" if is_missing(u) else f"{u:.3g}" for u in frame["uncertainty"]]
     for col in CSV_COLUMNS:
-        if col not in ("value", "n"):
+        if col not in ("value", "n", "uncertainty"):
             frame[col] = frame[col].map(_text_cell)
     return frame.to_csv(index=False, lineterminator="\n")
 
@@ -189,7 +205,7 @@ def table_text(
         if r["statistic"] == "rank":
             return "" if r["value"] is None else f"{r['value']}/{r['n']}"
         used.update(r["flags"] if r["value"] is not None else ())
-        shown = t.fmt(r["value"], BY_ID[r["metric"]].unit)
+        shown = t.fmt(r["value"], BY_ID[r["metric"]].unit, r.get("uncertainty"))
         return shown + (sup_marks(r["flags"]) if r["value"] is not None else "")
 
     def body(cols: list[str]) -> list[list[str]]:

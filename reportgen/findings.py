@@ -27,6 +27,7 @@ DEFAULT_TEMPLATES = {
         "the comparisons."
     ),
     "not_available": N_("{metric} is not available for {companies} in {quarter} (see Methodology)."),
+    "no_figures": N_("{companies}: no figures in the data, so left out of the comparisons."),
     "in_line": N_("in line with"),
     "slightly_above": N_("slightly above"),
     "slightly_below": N_("slightly below"),
@@ -81,13 +82,15 @@ def build_findings(
     templates: dict | None = None,
     not_reported: list[str] = (),
     *,
-    fmt: Callable[[float | None, str], str],
+    fmt: Callable[..., str],
+    no_figures: list[str] = (),
 ) -> Findings:
     """Sentences for the key-findings section.
 
     records: metric-table rows (company, name, metric, value, flags); groups: objects with id, label, members;
     metrics: metric id -> object with label and unit; templates: the wording (DEFAULT_TEMPLATES, translated and
-    reworded by the caller); not_reported: names of peers with no data yet; fmt(value, unit): a figure as shown.
+    reworded by the caller); not_reported: names of peers with no data yet; fmt(value, unit, uncertainty): a figure as
+    shown.
     """
     t = {**DEFAULT_TEMPLATES, **(templates or {})}
 
@@ -105,7 +108,8 @@ def build_findings(
 
     def shown(company, metric):
         v, flags = val(company, metric)
-        return fmt(v, metrics[metric].unit) + sup_marks(flags)
+        u = (by.get((company, metric)) or {}).get("uncertainty")
+        return fmt(v, metrics[metric].unit, u) + sup_marks(flags)
 
     rev, _ = val(subject, "revenue")
     growth, _ = val(subject, "revenue_yoy")
@@ -128,7 +132,7 @@ def build_findings(
             for member in g.members:
                 pv, _ = val(member, m)
                 if pv is None:
-                    if names.get(member) and names[member] not in not_reported:
+                    if names.get(member) and names[member] not in not_reported and names[member] not in no_figures:
                         gaps.append(names[member])
                     continue
                 word = comparison_word(sv, pv, slightly_pp, t)
@@ -166,4 +170,6 @@ def build_findings(
         )
     if not_reported:
         out.notes.insert(0, t["left_out"].format(companies=join(list(not_reported)), quarter=quarter))
+    if no_figures:
+        out.notes.insert(0, t["no_figures"].format(companies=join(list(no_figures))))
     return out

@@ -67,9 +67,10 @@ class Text:
     def not_available(self) -> str:
         return self.gettext(NOT_AVAILABLE)
 
-    def fmt(self, value, unit: str) -> str:
-        """A figure as shown: 6.7%, +30.5%, +1.8 pp, 115,956 (RMB million), n/a."""
-        return fmt_value(value, unit)
+    def fmt(self, value, unit: str, uncertainty: float | None = 0.0) -> str:
+        """A figure as shown: 6.7%, +30.5%, +1.8 pp, 115,956 (RMB million), n/a; never with more digits than its
+        `uncertainty` supports."""
+        return fmt_value(value, unit, uncertainty)
 
     marks = staticmethod(marks)
     sup_marks = staticmethod(sup_marks)

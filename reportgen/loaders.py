@@ -36,6 +36,10 @@ class Workspace:
     fx: dict[tuple[str, str, str], tuple[float, str, int]]
     rows: list[ReportedRow] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    #: warnings (a peer's file with no figures at all): shown, never fatal
+    warnings: list[DataError] = field(default_factory=list)
+    #: companies whose financials file holds no figures at all
+    empty: set[str] = field(default_factory=set)
     #: (company, item) pairs reported in any period, including periods not loaded
     reported: set = field(default_factory=set)
 
@@ -274,6 +278,7 @@ def load_financials(
     problems: list | None = None,
     periods: set[str] | None = None,
     reported: set | None = None,
+    warnings: list | None = None,
 ) -> list[ReportedRow]:
     """The company's as-reported rows, checked field by field.
 
@@ -292,6 +297,9 @@ def load_financials(
     path = files[0]
     rel = _rel(path, root)
     label_map = {**labels, **overrides.get(company.id, {})}
+    if path.suffix.lower() == ".csv" and not path.read_bytes()[:4096].strip(b"\xef\xbb\xbf \t\r\n"):
+        _no_figures(company, rel, warnings)  # an empty file: a peer with no figures yet, said plainly
+        return []
 
     def on_header(header):
         readers.check_financials_header(header, rel)
@@ -332,7 +340,17 @@ def load_financials(
         if problems is None:
             raise
         problems.append(e)
+    skipped = periods is not None and any(c == company.id for c, _ in (reported or ()))
+    if not out and not found and not skipped:
+        _no_figures(company, rel, warnings)
     return out
+
+
+def _no_figures(company: Company, rel: str, warnings: list | None) -> None:
+    if warnings is not None:
+        warnings.append(
+            DataError(f"no figures in this file; {company.name} is shown as having no figures in the data", rel)
+        )
 
 
 def load_workspace(root: Path, company_ids=None) -> Workspace:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .model import N_, QUARTER, YTD, Reason, Term, is_missing, item_term
+from .model import N_, QUARTER, YTD, Reason, Term, is_missing, item_term, lowest_confidence
 from .normalize import Figure, Normalizer, missing
 from .periods import Quarter
 
@@ -199,6 +199,32 @@ class Result:
     reason: Reason | str
     sources: tuple
     old_basis: frozenset = frozenset()  # policy changes the inputs predate (figures as first published)
+    uncertainty: float = 0.0  # what the inputs' printing allows, in the value's unit
+    confidence: str = ""  # the lowest confidence of the figures used ("" when none is known)
+    note: Reason | str = ""  # a caveat on a value that is shown (e.g. a base as first published)
+
+
+def propagate(fn: Callable, values: list[float], uncertainties: list[float]) -> float:
+    """The uncertainty of fn(*values) from its inputs' (to first order): each input moved by its own uncertainty,
+    the effects added, as a worst case. Works for any formula of the catalogue, so a new metric needs nothing."""
+    base = fn(*values)
+    total = 0.0
+    for i, u in enumerate(uncertainties):
+        if u:
+            moved = list(values)
+            moved[i] += u
+            try:
+                total += abs(fn(*moved) - base)
+            except ZeroDivisionError:
+                return float("inf")
+    return total
+
+
+def _quality(sources, flags) -> tuple[str, frozenset]:
+    """The lowest confidence of the sources, and the flag that marks it where the value is shown."""
+    conf = lowest_confidence(s.confidence for s in sources)
+    extra = {"low": {"low_confidence"}, "medium": {"medium_confidence"}}.get(conf, set())
+    return conf, frozenset(flags) | extra
 
 
 def _inputs(norm: Normalizer, company, q, basis, items) -> list[Figure]:
@@ -230,12 +256,18 @@ def _level(norm: Normalizer, company, q, basis, metric: Metric, vintage: str | N
         if "revenue" in v.inputs[1:] and figs[v.inputs.index("revenue")].value <= 0:  # a ratio to revenue
             reasons.append((0, len(reasons), Reason.of("revenue_not_positive", quarter=q)))
             continue
-        value = v.fn(*(f.value for f in figs))
+        values = [f.value for f in figs]
+        value = v.fn(*values)
         flags = frozenset().union(*(f.flags for f in figs)) | ({v.flag} if v.flag else set())
         if any(s.vintage == "restated" for f in figs for s in f.sources):
             flags |= {"restated"}
         old = frozenset().union(*(f.old_basis for f in figs))
-        return Result(value, flags, "", tuple(s for f in figs for s in f.sources), old)
+        if old:
+            flags |= {"old_basis"}
+        sources = tuple(s for f in figs for s in f.sources)
+        conf, flags = _quality(sources, flags)
+        unc = propagate(v.fn, values, [f.uncertainty for f in figs])
+        return Result(value, flags, "", sources, old, unc, conf)
     return Result(None, frozenset({"missing"}), min(reasons)[2] if reasons else Reason.of("no_formula"), ())
 
 
@@ -272,10 +304,14 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
                 Reason.of("prior_restated_only", metric=base.term, prior_quarter=prior_q, quarter=q),
                 (),
             )
-    flags = now.flags | prior.flags
+    flags = (now.flags | prior.flags) - {"old_basis", "low_confidence", "medium_confidence"}
+    if now.old_basis:
+        flags |= {"old_basis"}
+    note: Reason | str = ""
     if now.old_basis != prior.old_basis:
         flags |= {"policy_change"}
-    # a later report restated the prior year but only its first-published figure is at hand (or the reverse)
+        note = Reason.of("policy_change", policies=", ".join(sorted(now.old_basis ^ prior.old_basis)))
+    # a later report restated the prior year, but only its figure as first published is at hand
     prior_year_restated = (company, norm.fiscal_year(company, prior_q)) in norm.restated_years
     if (
         not prior.flags & restated
@@ -283,16 +319,21 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
         and not now.flags & restated
         and norm.fiscal_year(company, q) != norm.fiscal_year(company, prior_q)
     ):
-        flags |= {"policy_change"}
+        flags |= {"published_base"}
+        note = note or Reason.of("published_base", quarter=prior_q, year=prior_q.year)
+    sources = now.sources + prior.sources
     if metric.kind == "yoy_pp":
         value = now.value - prior.value
+        unc = now.uncertainty + prior.uncertainty
     else:
         if prior.value <= 0:
             return Result(
                 None, frozenset({"missing"}), Reason.of("prior_not_positive", metric=base.term, quarter=prior_q), ()
             )
         value = now.value / prior.value - 1
-    return Result(value, flags, "", now.sources + prior.sources)
+        unc = propagate(lambda a, b: a / b - 1, [now.value, prior.value], [now.uncertainty, prior.uncertainty])
+    conf, flags = _quality(sources, flags)
+    return Result(value, flags, "", sources, now.old_basis, unc, conf, note)
 
 
 def compute_metrics(
@@ -320,6 +361,9 @@ def compute_metrics(
                     "reason": r.reason,
                     "sources": sorted({s.ref() for s in r.sources}),
                     "urls": sorted({s.url for s in r.sources}),
+                    "uncertainty": r.uncertainty if r.value is not None else None,
+                    "confidence": r.confidence or None,
+                    "note": r.note,
                 }
             )
     return pd.DataFrame.from_records(
@@ -337,6 +381,9 @@ def compute_metrics(
             "reason",
             "sources",
             "urls",
+            "uncertainty",
+            "confidence",
+            "note",
         ],
     )
 

@@ -170,13 +170,30 @@ FLAGS: tuple[Flag, ...] = (
         ),
     ),
     Flag("restated", "r", N_("uses a figure as restated in a later report")),
+    Flag("old_basis", "o", N_("as first published, on the basis before an accounting policy change (e.g. CAS "
+                              "Interpretation No. 18): not comparable with later periods")),
+    Flag("published_base", "b", N_("compared with a year that a later report restated, whose restated figure was not "
+                                   "found: the base is the figure as first published")),
+    Flag("medium_confidence", "m", N_("medium confidence: from one secondary source")),
+    Flag("low_confidence", "l", N_("low confidence: rounded, or sources disagree (see Sources)")),
     Flag("total_net_profit", "n", N_("net profit including minority interests (attributable figure not reported)")),
     Flag("fx_converted", "x", N_("converted to RMB at the period-average rate in data/fx.csv")),
     Flag("missing", "", N_("not available")),
 )
 FLAG: dict[str, Flag] = {f.id: f for f in FLAGS}
 #: footnote marks as Unicode superscripts, so plain text (mail, terminal) shows them too
-SUPERSCRIPT = {"a": "ᵃ", "d": "ᵈ", "s": "ˢ", "c": "ᶜ", "t": "ᵗ", "p": "ᵖ", "r": "ʳ", "n": "ⁿ", "x": "ˣ"}
+SUPERSCRIPT = {
+    "a": "ᵃ", "d": "ᵈ", "s": "ˢ", "c": "ᶜ", "t": "ᵗ", "p": "ᵖ", "r": "ʳ", "n": "ⁿ", "x": "ˣ", "o": "ᵒ", "b": "ᵇ",
+    "m": "ᵐ", "l": "ˡ",
+}  # fmt: skip
+#: how sure a figure is, worst first; a metric carries the worst of the figures it uses
+CONFIDENCE_ORDER = ("low", "medium", "high")
+
+
+def lowest_confidence(values) -> str:
+    """The worst of the confidences given ("" for unknown ones, ignored; "" when none is known)."""
+    known = [v for v in values if v in CONFIDENCE_ORDER]
+    return min(known, key=CONFIDENCE_ORDER.index) if known else ""
 
 
 def marks(flags) -> str:
@@ -234,6 +251,7 @@ class ReportedRow:
     file: str = ""
     line: int = 0
     published: str = ""  # the date the figure was published (YYYY-MM-DD), when the source gives it
+    uncertainty: float = 0.0  # what the printing implies, in `unit`: 191.5 (亿) is +/-0.05, 432.55 +/-0.005
 
     @property
     def months(self) -> int:
@@ -299,6 +317,15 @@ REASONS: dict[str, str] = {
         "across the two"
     ),
     "prior_not_positive": N_("{metric} for {quarter} is not positive"),
+    "published_base": N_(
+        "compared with {quarter} as first published: a later report restated {year}, and the restated figure was "
+        "not found"
+    ),
+    "policy_change": N_(
+        "compares figures before and after the policy change {policies}: part of the change is the accounting, "
+        "not the business"
+    ),
+    "no_figures": N_("no figures in the data for this company"),
 }
 
 

@@ -32,6 +32,7 @@ class Figure:
     sources: tuple[Source, ...] = ()
     reason: Reason | str = ""
     old_basis: frozenset = frozenset()  # ids of policy changes this figure predates
+    uncertainty: float = 0.0  # RMB million (a fraction for stated ratios): the printing's, summed when derived
 
     @property
     def missing(self) -> bool:
@@ -73,14 +74,14 @@ class Normalizer:
         for r in rows:
             cid, item, q, vintage = r.company, r.item, r.quarter, r.vintage
             company = companies[cid]
-            value, flags = self._convert(r, fx)
+            value, flags, unc = self._convert(r, fx)
             old = company.old_basis(item, q, vintage)
             key = (cid, item, q, r.basis)
             found = store.get(key)
             if found is None:
-                store[key] = {vintage: (value, r, flags, old)}
+                store[key] = {vintage: (value, r, flags, old, unc)}
             else:
-                found[vintage] = (value, r, flags, old)
+                found[vintage] = (value, r, flags, old, unc)
             reported.add((cid, item))
             periods.add((cid, q))
             if vintage == "restated":
@@ -91,15 +92,18 @@ class Normalizer:
                     latest[cid] = q
 
     @staticmethod
-    def _convert(r: ReportedRow, fx: dict) -> tuple[float, frozenset]:
+    def _convert(r: ReportedRow, fx: dict) -> tuple[float, frozenset, float]:
+        """(value, flags, uncertainty) in RMB million, or as a fraction for a stated ratio."""
         if r.unit == "percent":
-            return r.value / 100.0, _STATED
-        value = r.value * UNITS[r.unit] / 1e6
+            return r.value / 100.0, _STATED, r.uncertainty / 100.0
+        scale = UNITS[r.unit] / 1e6
+        value = r.value * scale
         if r.item in EXPENSE_ITEMS:
             value = abs(value)
         if r.currency in ("RMB", "CNY"):
-            return value, _NO_FLAGS
-        return value * fx[(r.currency, str(r.quarter), r.basis)][0], _FX
+            return value, _NO_FLAGS, r.uncertainty * scale
+        rate = fx[(r.currency, str(r.quarter), r.basis)][0]
+        return value * rate, _FX, r.uncertainty * scale * rate
 
     # -- raw lookups -------------------------------------------------------------------------------------------
     def _row(self, company, item, q, basis, vintage=None):
@@ -112,8 +116,8 @@ class Normalizer:
         return found.get("restated") or found.get("published")
 
     def _figure(self, row, extra=()) -> Figure:
-        value, r, flags, old = row
-        return Figure(value, flags | frozenset(extra), (r.source(),), "", old)
+        value, r, flags, old, unc = row
+        return Figure(value, flags | frozenset(extra), (r.source(),), "", old, unc)
 
     # -- public ------------------------------------------------------------------------------------------------
     def get(self, company: str, quarter: Quarter, basis: str, item: str, vintage: str | None = None) -> Figure:
@@ -143,15 +147,26 @@ class Normalizer:
         tries = [self._direct_quarter, self._decumulate]
         if c.reporting == "ytd":
             tries.reverse()
-        reasons = []
-        for f in tries:
+        found, reasons = [], []
+        for rank, f in enumerate(tries):
             fig = f(c, q, n, item)
-            if not fig.missing:
-                return fig
             if "policy_refused" in fig.flags:
                 # a source's single quarter here would be that same subtraction across two bases
                 return fig
-            reasons.append(fig.reason)
+            if fig.missing:
+                reasons.append(fig.reason)
+            else:
+                found.append((fig.uncertainty, rank, fig))
+        if found:
+            # Had two ways, the clearly more precise one wins (at most half the uncertainty): a quarter printed by
+            # the company or a source beats one derived from rounded cumulative figures; otherwise the company's
+            # usual way (listed first) stays.
+            found.sort(key=lambda t: t[1])
+            best = found[0]
+            for cand in found[1:]:
+                if cand[0] < best[0] / 2:
+                    best = cand
+            return best[2]
         return missing(reasons[0])  # the reason of the way this company's figure is normally had
 
     def _direct_quarter(self, c, q, n, item) -> Figure:
@@ -200,7 +215,8 @@ class Normalizer:
                 continue
             value = now[0] - prev[0]
             flags = (now[2] | prev[2]) | {"derived_ytd"}
-            return Figure(value, frozenset(flags), (now[1].source(), prev[1].source()), "", now[3] | prev[3])
+            sources = (now[1].source(), prev[1].source())
+            return Figure(value, frozenset(flags), sources, "", now[3] | prev[3], now[4] + prev[4])
         fig = missing(problem)
         return Figure(None, fig.flags | {"policy_refused"}, (), problem) if refused else fig
 
@@ -223,7 +239,8 @@ class Normalizer:
         if len(olds) > 1:
             return missing(Reason.of("ytd_policy", item=item_term(item), quarter=q))
         flags = frozenset().union(*(p.flags for p in parts)) - {"source_quarter"} | {"summed_quarters"}
-        return Figure(sum(p.value for p in parts), flags, tuple(s for p in parts for s in p.sources), "", olds.pop())
+        sources = tuple(s for p in parts for s in p.sources)
+        return Figure(sum(p.value for p in parts), flags, sources, "", olds.pop(), sum(p.uncertainty for p in parts))
 
     def fiscal_year(self, company: str, q: Quarter) -> int:
         """Index of the first quarter of the fiscal year that `q` belongs to."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -24,6 +25,8 @@ from .metrics import BY_ID, compute_metrics, peer_stats
 from .model import QUARTER
 from .normalize import Normalizer
 from .periods import Quarter
+
+log = logging.getLogger("reportgen.pipeline")
 
 
 @dataclass
@@ -102,15 +105,34 @@ def open_workspace(root: Path, quarters=None, trend: bool = True) -> Context:
     window = quarter_window(quarters, settings, trend) if quarters else None
     for cid in settings.companies:
         data.companies[cid].check_aligned()
+        before = len(data.warnings)
         data.rows += loaders.load_financials(
-            root, data.companies[cid], data.labels, data.overrides, data.fx, periods=window, reported=data.reported
+            root,
+            data.companies[cid],
+            data.labels,
+            data.overrides,
+            data.fx,
+            periods=window,
+            reported=data.reported,
+            warnings=data.warnings,
         )
+        if len(data.warnings) > before:
+            data.empty.add(cid)
         data.files += loaders.financial_files(root, cid)
+    for w in data.warnings:
+        if w.path != f"data/financials/{settings.subject}.csv":  # the subject's own gap is an error, said below
+            log.warning("Warning: %s", w)
     return Context(root, settings, data, Normalizer(data.companies, data.rows, data.fx, data.reported))
 
 
 def require_subject_data(ctx: Context, quarter: Quarter) -> None:
     subj = ctx.settings.subject
+    if subj in getattr(ctx.data, "empty", ()):
+        raise PeriodError(
+            f"no figures in this file; {ctx.data.companies[subj].name} is the subject, whose figures every briefing "
+            "needs",
+            f"data/financials/{subj}.csv",
+        )
     if not ctx.norm.has_data(subj, quarter):
         latest = ctx.norm.latest.get(subj)
         hint = f"; the latest quarter with its data is {latest}" if latest else ""
@@ -132,10 +154,12 @@ def group_stats(ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
     return peer_stats(table, ctx.settings.subject, ctx.settings.groups)
 
 
-def validate(root: Path) -> list[ReportgenError]:
-    """Check every data and config file; return every problem found (empty when all is well)."""
+def validate(root: Path, warnings: list | None = None) -> list[ReportgenError]:
+    """Check every data and config file; return every problem found (empty when all is well). Things worth
+    saying that are not errors (a peer's file with no figures) go to `warnings` when given."""
     root = Path(root)
     problems: list[ReportgenError] = []
+    warnings = [] if warnings is None else warnings
     settings = companies = None
     try:
         settings = config.load_settings(root)
@@ -177,7 +201,7 @@ def validate(root: Path) -> list[ReportgenError]:
                 problems.append(e)
                 continue
             try:
-                loaders.load_financials(root, c, labels, overrides, fx, problems)
+                loaders.load_financials(root, c, labels, overrides, fx, problems, warnings=warnings)
             except ReportgenError as e:
                 problems.append(e)
         fin = root / "data" / "financials"
@@ -656,6 +680,20 @@ def due_edition(ctx: Context, now: datetime) -> Quarter | None:
     return schedule.due_quarter(
         available, subject_has, now, ctx.settings.min_peers_reported, ctx.settings.publish_partial
     )
+
+
+def latest_quarter(root: Path, now: datetime | None = None) -> Quarter:
+    """The quarter a scheduled run would publish at `now` (default: now); PeriodError when there is none."""
+    ctx = open_workspace(root)
+    q = due_edition(ctx, now or datetime.now())
+    if q is None:
+        raise PeriodError(
+            f"no quarter is due: the subject and at least {ctx.settings.min_peers_reported} peers "
+            "(min_peers_reported) must have reported a quarter that has ended; name one with --quarter",
+            ctx.settings.path,
+            field="--quarter",
+        )
+    return q
 
 
 def run(root: Path, now: datetime | None = None, progress=None, env=None, connect=None, sleep=None) -> RunReport:

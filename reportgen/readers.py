@@ -68,6 +68,15 @@ def number_problem(text: str) -> tuple[float | None, str]:
     return None, ""
 
 
+def printed_uncertainty(text: str) -> float:
+    """Half the last printed digit of a number, in its own unit: 191.5 -> 0.05, 432.55 -> 0.005, 1,234 -> 0.5,
+    1.2e9 -> 5e7. A figure is known to no better than its printing says."""
+    t = str(text).strip().translate(_WIDE).replace(",", "").lstrip("+-")
+    mantissa, _, exponent = t.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+
+
 def parse_number(text: str) -> float | None:
     """A number as written in a data file; None if it is not one (see number_problem for why)."""
     return number_problem(text)[0]
@@ -394,6 +403,7 @@ def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, 
         rel,
         line,
         published,
+        printed_uncertainty(r["value"]),
     )
 
 

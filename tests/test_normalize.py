@@ -208,7 +208,11 @@ def test_prior_year_restated_but_only_first_published_at_hand_is_marked():
     rows.append(_row("2024Q1", "3M", "operating_profit", 6.0, "restated", 6))  # a later report restated 2024
     n = Normalizer({"c": _company(reporting="quarterly")}, rows, {})
     yoy = compute_one(n, "c", Quarter(2025, 1), QUARTER, BY_ID["revenue_yoy"])
-    assert yoy.value == pytest.approx(0.2) and "policy_change" in yoy.flags
+    # compared with 2024 as first published, although a later report restated 2024: marked, with the reason
+    assert yoy.value == pytest.approx(0.2) and "published_base" in yoy.flags and "policy_change" not in yoy.flags
+    assert str(yoy.note) == (
+        "compared with 2024Q1 as first published: a later report restated 2024, and the restated figure was not found"
+    )
 
 
 def test_zero_revenue_gives_a_reason_not_a_traceback(runner, tmp_path):

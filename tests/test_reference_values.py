@@ -156,4 +156,7 @@ def test_stated_ratios_are_marked(table):
     h1 = table["ytd"][("seres", "selling_expense_ratio")]
     assert h1["value"] == pytest.approx(0.1433) and "stated_ratio" in h1["flags"]
     # SERES Q2 revenue = H1 62,401,722,813.80 yuan - Q1 191.5亿 (broker, rounded)
-    assert table["quarter"][("seres", "revenue")]["value"] == pytest.approx(62_401.7228138 - 19_150, abs=0.01)
+    # SERES 2025Q2 revenue as printed for the quarter, 432.55亿 (+/-0.5 million), not derived as H1 62,401.72 -
+    # Q1 191.5亿 (19,150 +/-5 million, a broker's rounding) = 43,251.72: the more precise of two ways wins
+    assert table["quarter"][("seres", "revenue")]["value"] == pytest.approx(43_255.0)
+    assert table["quarter"][("seres", "revenue")]["uncertainty"] == pytest.approx(0.5)

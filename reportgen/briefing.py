@@ -1,51 +1,79 @@
-"""The briefing as plain data for the template, built part by part (cover, findings, scorecard, one section per
-peer group, growth against margin, methodology, sources) from one metric table and one set of peer statistics
-computed once per build. Charts are SVG text; every word goes through the language's `Text`."""
+"""The briefing as plain data for the template, built part by part from the metric tables of both bases (single
+quarter and year to date) and their peer statistics, each computed once per build. Every word goes through the
+language's `Text`; charts are SVG text with a text alternative.
+
+Parts, in reading order: the answer (page 1: a headline that states the conclusion, one chart, three takeaways,
+the data's as-of date), what changed since the previous edition of the quarter, the key findings, a scorecard per
+basis, one section per peer group, the section metric against growth, methodology, and the sources.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from datetime import date
-
-import pandas as pd
+from urllib.parse import urlparse
 
 from . import charts
-from .findings import DEFAULT_TEMPLATES, build_findings
+from .findings import DEFAULT_TEMPLATES, View, build_findings
 from .i18n import Text
-from .metrics import BY_ID, METRICS, Metric, compute_one
-from .model import FLAGS, N_, QUARTER, is_missing, marks, sup_marks
+from .metrics import BY_ID, METRICS, MIN_MEDIAN, Metric, compute_one
+from .model import FLAGS, N_, QUARTER, YTD, is_missing, marks, sup_marks
 from .periods import Quarter
 
 NOT_YET = N_("not yet reported")
 NO_FIGURES = N_("no figures in the data")
+KIND_RANK = {"company": 0, "exchange": 0, "copy": 1, "release": 1, "news": 2, "aggregator": 3, "web": 4}
+KIND_LABEL = {
+    "company": N_("company filing"),
+    "exchange": N_("exchange filing"),
+    "copy": N_("copy of a company filing"),
+    "release": N_("company release"),
+    "news": N_("news report"),
+    "aggregator": N_("aggregator page"),
+    "web": N_("web page"),
+}
 
 
 @dataclass
 class Facts:
-    """What every part of the briefing is built from: the workspace's settings and data, the quarter, the metric
-    table and peer statistics (computed once), and the language."""
+    """What every part of the briefing is built from: the workspace (settings, data, normalizer), the quarter, the
+    metric table and peer statistics per basis (computed once), the language, the workspace's rewording of the
+    findings, and the previous edition of this quarter (its manifest) for "what changed"."""
 
     ctx: object  # pipeline.Context: settings, data, norm
     quarter: Quarter
     edition_date: date
-    table: pd.DataFrame
-    stats: pd.DataFrame
+    tables: dict  # basis -> metric table (DataFrame)
+    stats: dict  # basis -> peer statistics (DataFrame)
     text: Text
-    templates: dict  # the workspace's rewording of the findings (templates/findings.toml)
+    templates: dict
+    previous: dict | None = None
+    documents: dict = field(default_factory=dict)  # source address prefix -> (kind, issuer)
 
     def __post_init__(self):
-        self.settings = self.ctx.settings
+        s = self.settings = self.ctx.settings
         self.companies = self.ctx.data.companies
-        self.records = self.table.to_dict("records")
-        self.by = {(r["company"], r["metric"]): r for r in self.records}
-        self.stat = {(r["group"], r["metric"]): r for r in self.stats.to_dict("records")}
-        self.reported = {cid: self.ctx.norm.has_reported(cid, self.quarter) for cid in self.settings.companies}
+        self.subject = s.subject
+        fq = self.companies[s.subject].fiscal_quarter(self.quarter)
+        self.bases = [QUARTER] + ([YTD] if fq > 1 and YTD in self.tables else [])
+        self.period = {b: self.text.period(self.quarter, b, fq) for b in self.bases}
+        self.period_short = {b: self.text.period(self.quarter, b, fq, short=True) for b in self.bases}
+        self.records = {b: self.tables[b].to_dict("records") for b in self.bases}
+        self.by = {b: {(r["company"], r["metric"]): r for r in self.records[b]} for b in self.bases}
+        self.stat = {
+            b: {(r["group"], r["metric"]): _no_nan(r) for r in self.stats[b].to_dict("records")} for b in self.bases
+        }
         self.empty = set(getattr(self.ctx.data, "empty", ()))
-        self.not_reported = [
-            self.companies[c].name for c in self.settings.companies if not self.reported[c] and c not in self.empty
-        ]
-        self.no_figures = [self.companies[c].name for c in self.settings.companies if c in self.empty]
-        self.section_metric: Metric = BY_ID[self.settings.section_metric]
+        self.reported = {cid: self.ctx.norm.has_reported(cid, self.quarter) for cid in s.companies}
+        self.not_reported = [self.name(c) for c in s.companies if not self.reported[c] and c not in self.empty]
+        self.no_figures = [self.name(c) for c in s.companies if c in self.empty]
+        self.section_metric: Metric = BY_ID[s.section_metric]
+        self.rows = {f"{r.file}:{r.line}": r for r in self.ctx.data.rows}
+
+    # -- small helpers shared by the parts -----------------------------------------------------------------------
+    def name(self, cid: str) -> str:
+        return self.companies[cid].name
 
     def person(self, cid: str) -> dict:
         c = self.companies[cid]
@@ -57,244 +85,621 @@ class Facts:
             "standard": c.standard,
             "reported": self.reported[cid],
             "no_figures": cid in self.empty,
-            "subject": cid == self.settings.subject,
+            "subject": cid == self.subject,
         }
 
-    def cell(self, rec, unit: str) -> dict:
-        """A table cell: formatted value, footnote marks, and the reason when missing."""
+    def shown(self, rec, unit: str) -> str:
+        return self.text.fmt(rec["value"], unit, rec.get("uncertainty"))
+
+    def cell(self, rec, unit: str, notes: Notes | None = None) -> dict:
+        """A table cell: the value as shown, its marks, and, when missing, a numbered note saying why (under the
+        table)."""
         t = self.text
         if rec is None:
-            return {"text": t.not_available, "marks": "", "missing": True, "title": ""}
+            return {"text": t.not_available, "marks": "", "missing": True, "title": "", "note": ""}
         v = rec["value"]
-        ok = not is_missing(v)
+        if is_missing(v):
+            why = t.reason(rec.get("reason"))
+            return {
+                "text": t.not_available,
+                "marks": "",
+                "missing": True,
+                "title": why,
+                "note": notes.number(why) if notes is not None and why else "",
+            }
         return {
-            "text": t.fmt(v if ok else None, unit, rec.get("uncertainty")),
-            "marks": marks(rec["flags"]) if ok else "",
-            "missing": not ok,
-            "title": t.reason(rec["reason"]),
+            "text": t.fmt(v, unit, rec.get("uncertainty")),
+            "marks": marks(rec["flags"]),
+            "missing": False,
+            "title": t.reason(rec.get("note")),
+            "note": notes.number(t.reason(rec["note"])) if notes is not None and rec.get("note") else "",
         }
 
-    def not_yet(self, cid: str | None = None) -> dict:
+    def absent(self, cid: str) -> dict:
         word = NO_FIGURES if cid in self.empty else NOT_YET
-        return {"text": self.text.gettext(word), "marks": "", "missing": True, "title": ""}
+        return {"text": self.text.gettext(word), "marks": "", "missing": True, "title": "", "note": ""}
+
+    def key(self, *mark_strings: str) -> list[dict]:
+        """The footnotes for the marks used (in the flag table's order): the key under a chart or table."""
+        used = set("".join(mark_strings))
+        return [{"mark": f.mark, "text": self.text.gettext(f.note)} for f in FLAGS if f.mark and f.mark in used]
+
+    def page_one_basis(self) -> str:
+        """The basis with the most companies on the section metric (the single quarter when tied)."""
+        sm = self.section_metric.id
+
+        def count(b):
+            return sum(1 for c in self.settings.companies if not is_missing(self.by[b][(c, sm)]["value"]))
+
+        return max(self.bases, key=lambda b: (count(b), b == QUARTER))
 
 
-def cover(f: Facts) -> dict:
-    s, t = f.settings, f.text
-    subj = f.companies[s.subject]
-    latest = max(
-        (q for q in (f.ctx.norm.latest.get(c) for c in s.companies) if q and q <= f.quarter), default=f.quarter
-    )
-    return {
-        "title": t.gettext(s.title).format(subject=subj.name, quarter=f.quarter),
-        "subject": f.person(s.subject),
-        "author": s.author,
-        "quarter": str(f.quarter),
-        "edition_date": f.edition_date.isoformat(),
-        "latest_filing": _period_end(latest),
-        "confidentiality": s.confidentiality,
-        "groups": [{"id": g.id, "label": g.label, "members": [f.person(c) for c in g.members]} for g in s.groups],
-        "not_reported": f.not_reported,
-    }
+def _no_nan(rec: dict) -> dict:
+    """A statistics record with NaN (pandas' missing) turned into None, so `is None` means what it says."""
+    return {k: (None if isinstance(v, float) and is_missing(v) else v) for k, v in rec.items()}
 
 
-def key_findings(f: Facts) -> dict:
-    s, t = f.settings, f.text
+class Notes:
+    """Numbered notes under a table: each distinct reason once ("1 Haier: ...")."""
+
+    def __init__(self):
+        self.items: list[str] = []
+
+    def number(self, text: str) -> str:
+        if text not in self.items:
+            self.items.append(text)
+        return str(self.items.index(text) + 1)
+
+
+# -- the answer: page 1 ------------------------------------------------------------------------------------------
+def _findings(f: Facts):
+    t = f.text
+    views = [View(b, f.period[b], f.by[b]) for b in f.bases]
     metrics = {m.id: _Translated(m, t) for m in METRICS}
-    found = build_findings(
-        f.records,
-        s.subject,
-        s.groups,
-        str(f.quarter),
+    names = {c: f.name(c) for c in f.settings.companies}
+    return build_findings(
+        views,
+        f.subject,
+        names,
+        f.settings.groups,
         metrics,
-        s.slightly_pp,
+        f.settings.slightly_pp,
         t.templates(DEFAULT_TEMPLATES, f.templates),
         f.not_reported,
         fmt=t.fmt,
+        section_metric=f.section_metric.id,
         no_figures=f.no_figures,
+        quarter=str(f.quarter),
     )
-    return {"findings": found.sentences, "notes": found.notes}
 
 
 class _Translated:
-    """A metric as a sentence shows it in one language: label and phrase translated, unit as is."""
+    """A metric as a sentence shows it in one language: label and phrase translated, the rest as is."""
 
     def __init__(self, metric: Metric, text: Text):
         self.id, self.unit = metric.id, metric.unit
         self.label = text.gettext(metric.label)
         self.phrase = text.gettext(metric.phrase) if metric.phrase else ""
+        self.other_definition, self.like_for_like = metric.other_definition, metric.like_for_like
+        self.lower_is_better = metric.lower_is_better
 
 
-def scorecard(f: Facts) -> dict:
-    s, t = f.settings, f.text
-    shown = [BY_ID[m] for m in s.metrics]
+def _bars(f: Facts, basis: str, members: list[str], with_sga: bool) -> tuple[list[charts.Bar], str]:
+    """Bars of the section metric for the subject and `members` on one basis; the subject's SG&A ratio beside
+    them, hatched, where a member's value is an SG&A proxy. Returns the bars and their marks."""
+    sm = f.section_metric
+    by = f.by[basis]
+    bars, used = [], ""
+    proxies = False
+    for c in [f.subject, *members]:
+        rec = by[(c, sm.id)]
+        if is_missing(rec["value"]):
+            bars.append(charts.Bar(f.name(c), None, c == f.subject, text=_why_no_bar(f, basis, c)))
+            continue
+        proxy = bool(set(sm.other_definition) & set(rec["flags"]))
+        proxies |= proxy
+        mk = sup_marks(rec["flags"])
+        used += marks(rec["flags"])
+        bars.append(charts.Bar(f.name(c), rec["value"], c == f.subject, mk, proxy, f.shown(rec, sm.unit)))
+    if with_sga and proxies and sm.like_for_like:
+        rec = by[(f.subject, sm.like_for_like)]
+        if not is_missing(rec["value"]):
+            label = f.text.gettext("{name} (SG&A)").format(name=f.name(f.subject))
+            used += marks(rec["flags"])
+            bars.append(charts.Bar(label, rec["value"], True, sup_marks(rec["flags"]), True, f.shown(rec, "ratio")))
+    return bars, used
 
-    def row(cid):
-        cells = [f.cell(f.by.get((cid, m.id)), m.unit) if f.reported[cid] else f.not_yet(cid) for m in shown]
-        return {**f.person(cid), "cells": cells}
 
-    groups = []
-    for g in s.groups:
-        stats = [f.stat[(g.id, m.id)] for m in shown]
-        medians = [
-            {"text": t.fmt(st["median"] if st["n"] else None, m.unit), "n": st["n"], "marks": marks(st["flags"])}
-            for st, m in zip(stats, shown)
-        ]
-        ranks = [
-            f"{st['subject_rank']} of {st['ranked']}" if not is_missing(st["subject_rank"]) else "" for st in stats
-        ]
-        groups.append(
-            {"id": g.id, "label": g.label, "rows": [row(c) for c in g.members], "medians": medians, "ranks": ranks}
-        )
+def _why_no_bar(f: Facts, basis: str, cid: str) -> str:
+    """What a bar without a value says, briefly, where it stands: not yet reported, or no single quarter but the
+    year to date in the other panel, or n/a (the table's note says more)."""
+    t = f.text
+    if not f.reported.get(cid, True):
+        return t.gettext(NOT_YET)
+    others = [b for b in f.bases if b != basis and not is_missing(f.by[b][(cid, f.section_metric.id)]["value"])]
+    if basis == QUARTER and others:
+        return t.gettext("n/a: no single quarter; {period} shown").format(period=f.period_short[others[0]])
+    return t.not_available
+
+
+def answer(f: Facts, found) -> dict:
+    """Page 1: the headline (generated from the comparisons), one sorted bar chart of the section metric for every
+    company with a value, three takeaways, and the data's as-of date beside the edition date."""
+    t, s, sm = f.text, f.settings, f.section_metric
+    _ = t.gettext
+    basis = f.page_one_basis()
+    label = _(sm.label)
+    peers = [c for c in s.companies if c != f.subject]
+    bars, used = _bars(f, basis, peers, with_sga=True)
+    bars = [b for b in bars if b.value is not None]
+    alt = _("{metric}, {period}: {values}").format(
+        metric=label, period=f.period[basis], values="; ".join(f"{b.label} {b.text}" for b in bars)
+    )
+    title = _("{metric}, {period}").format(metric=label, period=f.period[basis])
+    subtitle = _("Every company with a figure, sorted; hatched: SG&A where a company reports only SG&A")
+    chart = charts.hbars([("", bars, None, "")], title, subtitle, _source_line(f), alt) if bars else None
     return {
-        "scorecard": {
-            "metrics": [{"id": m.id, "label": t.gettext(m.label)} for m in shown],
-            "subject": row(s.subject),
-            "groups": groups,
-        }
+        "headline": found.headline,
+        "dek": _dek(f, found),
+        "chart": chart,
+        "chart_key": f.key(used),
+        "takeaways": _takeaways(f, found, basis),
+        "as_of": _as_of(f),
     }
 
 
-def section(f: Facts, g) -> dict:
-    """One peer group: bar chart of the section metric, its trend, and a table of growth and margins."""
-    s, t = f.settings, f.text
+def _dek(f: Facts, found) -> str:
+    """One line under the headline: the subject's value on each basis, and how peers are compared."""
+    t, sm = f.text, f.section_metric
     _ = t.gettext
-    sm = f.section_metric
-    label = _(sm.label)
-    members = [s.subject] + list(g.members)
-    med = f.stat[(g.id, sm.id)]
-    bars = [
-        charts.Bar(
-            f.companies[c].name,
-            None if is_missing(f.by[(c, sm.id)]["value"]) else f.by[(c, sm.id)]["value"],
-            c == s.subject,
-            sup_marks(f.by[(c, sm.id)]["flags"]),
-        )
-        for c in members
+    values = [
+        f"{f.shown(f.by[b][(f.subject, sm.id)], sm.unit)} ({f.period_short[b]})"
+        for b in f.bases
+        if not is_missing(f.by[b][(f.subject, sm.id)]["value"])
     ]
-    bar_svg = charts.bar_chart(
-        bars,
-        f"{label}, {f.quarter}",
-        _("{metric} (% of revenue)").format(metric=label),
-        med["median"] if med["n"] else None,
-        _("peer median"),
+    how = (
+        _(
+            "each peer compared on the single quarter where it publishes one, on {ytd} otherwise; SG&A against "
+            "SG&A where a peer reports only SG&A"
+        ).format(ytd=f.period[YTD])
+        if YTD in f.bases
+        else _("SG&A against SG&A where a peer reports only SG&A")
+    )
+    if not values:
+        return ""  # the headline already says there is nothing to compare
+    return _("{subject}: {values}; {how}.").format(subject=f.name(f.subject), values=", ".join(values), how=how)
+
+
+def _takeaways(f: Facts, found, basis: str) -> list[str]:
+    """The gap to each group's median, the change from a year ago, and the main caveat."""
+    t, s, sm = f.text, f.settings, f.section_metric
+    _ = t.gettext
+    gaps = []
+    for g in s.groups:
+        st = f.stat[basis][(g.id, sm.id)]
+        mine = f.by[basis][(f.subject, sm.id)]
+        metric, own = sm, mine
+        if st["median"] is None and sm.like_for_like:  # a group of SG&A reporters: SG&A against SG&A
+            alt = f.stat[basis][(g.id, sm.like_for_like)]
+            if alt["median"] is not None:
+                st, metric, own = alt, BY_ID[sm.like_for_like], f.by[basis][(f.subject, sm.like_for_like)]
+        if is_missing(own["value"]):
+            continue
+        if st["median"] is not None:
+            gaps.append(
+                _("{group} median {median} ({metric}), {gap}").format(
+                    group=g.label,
+                    median=t.fmt(st["median"], "ratio"),
+                    metric=_(metric.phrase or metric.label),
+                    gap=t.fmt(own["value"] - st["median"], "pp", own.get("uncertainty")),
+                )
+            )
+        elif st["values"]:
+            listed = ", ".join(f"{f.name(c)} {t.fmt(v, 'ratio')}" for c, v in st["values"])
+            gaps.append(_("{group}: fewer than three peers, no median ({values})").format(group=g.label, values=listed))
+    out = []
+    if gaps:
+        out.append(
+            _("Against each group's median, {period}: {gaps}.").format(period=f.period[basis], gaps="; ".join(gaps))
+        )
+    change = compute_one(f.ctx.norm, f.subject, f.quarter, QUARTER, _change_metric(sm))
+    prior = compute_one(f.ctx.norm, f.subject, f.quarter.shift(-4), QUARTER, sm)
+    now = f.by[QUARTER][(f.subject, sm.id)]
+    if not is_missing(change.value) and not is_missing(now["value"]):
+        out.append(
+            _("A year ago: {subject}'s {metric} was {prior} in {prior_q}; now {now}, {change}.").format(
+                subject=f.name(f.subject),
+                metric=_(sm.phrase or sm.label),
+                prior=t.fmt(prior.value, sm.unit, prior.uncertainty),
+                prior_q=f.quarter.shift(-4),
+                now=f.shown(now, sm.unit),
+                change=t.fmt(change.value, "pp", change.uncertainty),
+            )
+        )
+    out.append(_caveat(f, found))
+    return [x for x in out if x]
+
+
+def _caveat(f: Facts, found) -> str:
+    """The main caveat: peers compared on the year to date, and peers that report only SG&A."""
+    t = f.text
+    _ = t.gettext
+    parts = []
+    ytd = [f.name(c.peer) for c in found.comparisons if c.basis == YTD]
+    if ytd:
+        parts.append(
+            _("{names}: no single quarter can be had, so {period} is compared").format(
+                names=_list(t, ytd), period=f.period[YTD]
+            )
+        )
+    proxies = [f.name(c.peer) for c in found.comparisons if c.metric != f.section_metric.id]
+    if proxies:
+        parts.append(
+            _("{names} report only SG&A, set against {subject}'s SG&A ratio (selling plus administrative)").format(
+                names=_list(t, proxies), subject=f.name(f.subject)
+            )
+        )
+    if not parts:
+        return ""
+    return _("Caveat: {parts}.").format(parts="; ".join(parts))
+
+
+def _list(t: Text, items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + t.gettext(" and ") + items[-1]
+
+
+def _change_metric(sm: Metric) -> Metric:
+    return Metric(f"{sm.id}_yoy_pp", "", "pp", sm.lower_is_better, "", kind="yoy_pp", base=sm.id)
+
+
+def _as_of(f: Facts) -> dict:
+    """The latest publication date among the figures shown (when the data record it), and the edition's date."""
+    dates = []
+    for b in f.bases:
+        for rec in f.records[b]:
+            if is_missing(rec["value"]):
+                continue
+            for ref in rec["sources"]:
+                row = f.rows.get(ref)
+                if row is not None and row.published:
+                    dates.append(row.published)
+    latest = max((d for d in dates if d <= f.edition_date.isoformat()), default="")
+    ends = max(
+        (q for q in (f.ctx.norm.latest.get(c) for c in f.settings.companies) if q and q <= f.quarter),
+        default=f.quarter,
+    )
+    return {"published": latest, "period_end": _period_end(ends).isoformat(), "edition": f.edition_date.isoformat()}
+
+
+def _source_line(f: Facts) -> str:
+    return f.text.gettext("Source: company reports and filings as listed under Sources; reportgen calculations.")
+
+
+# -- what changed since the previous edition of this quarter ------------------------------------------------------
+def snapshot(f: Facts, found) -> dict:
+    """What the reader sees, in a form the next edition can compare with: every figure as shown (with the
+    documents behind it) and every comparison's direction."""
+    shown = {}
+    for b in f.bases:
+        for rec in f.records[b]:
+            unit = BY_ID[rec["metric"]].unit
+            reports = sorted({f.rows[r].report for r in rec["sources"] if r in f.rows})
+            shown[f"{b}|{rec['company']}|{rec['metric']}"] = [f.shown(rec, unit), reports, sorted(rec["flags"])]
+    comparisons = {c.peer: [c.side, c.basis, c.metric] for c in found.comparisons}
+    return {"figures": shown, "comparisons": comparisons}
+
+
+def changes(f: Facts, found, snap: dict) -> dict:
+    """The box that opens a re-run edition of the same quarter: peers added, figures changed old -> new with the
+    reason, findings that flipped. When nothing a reader sees changed since the edition it replaces, the box of
+    that edition is kept (so a rebuild changes no word)."""
+    prev = f.previous or {}
+    old = prev.get("snapshot")
+    if not old:
+        return {"items": [], "since": ""}
+    t = f.text
+    _ = t.gettext
+    items = []
+    old_fig, new_fig = old.get("figures", {}), snap["figures"]
+    na = t.not_available
+    sm = f.section_metric.id
+    for c in f.settings.companies:
+        key = f"{QUARTER}|{c}|revenue"
+        if key in new_fig and new_fig[key][0] != na and (key not in old_fig or old_fig[key][0] == na):
+            items.append(_("{name} reported: now in the comparisons").format(name=f.name(c)))
+    order = {m.id: i for i, m in enumerate(METRICS)}
+    changed = []
+    for key, (text, reports, *rest) in new_fig.items():
+        if key not in old_fig or old_fig[key][0] == text or old_fig[key][0] == na or text == na:
+            continue
+        basis, company, metric = key.split("|")
+        flags, old_flags = (rest or [[]])[0], (old_fig[key][2:] or [[]])[0]
+        if "restated" in flags and "restated" not in old_flags:
+            why = _("restated in a later report")
+        elif reports != old_fig[key][1]:
+            why = _("now from {reports}").format(reports=", ".join(reports))
+        else:
+            why = _("the data behind it changed")
+        changed.append(
+            (
+                metric != sm,
+                order.get(metric, 99),
+                _("{name}, {metric} ({period}): {old} → {new} ({why})").format(
+                    name=f.name(company),
+                    metric=_(BY_ID[metric].label),
+                    period=f.period_short.get(basis, basis),
+                    old=old_fig[key][0],
+                    new=text,
+                    why=why,
+                ),
+            )
+        )
+    items += [line for *_k, line in sorted(changed)[:12]]
+    if len(changed) > 12:
+        items.append(_("… and {n} more figures (the metric table has them all)").format(n=len(changed) - 12))
+    for peer, (side, _basis, _metric) in snap["comparisons"].items():
+        before = old.get("comparisons", {}).get(peer)
+        if before and before[0] != side:
+            words = t.templates(DEFAULT_TEMPLATES, f.templates)
+            items.append(
+                _("Finding flipped: {subject} is now {now} {peer} (was {was})").format(
+                    subject=f.name(f.subject), now=words[side], peer=f.name(peer), was=words[before[0]]
+                )
+            )
+    if not items:  # nothing a reader sees changed: the replaced edition's box stays as it was
+        return prev.get("changes_box") or {"items": [], "since": ""}
+    return {"items": items, "since": prev.get("edition_date", "")}
+
+
+# -- the findings, the scorecards, the sections --------------------------------------------------------------------
+def key_findings(f: Facts, found) -> dict:
+    """The sentences, their notes, and the key to the marks they use (read off the superscripts)."""
+    from .model import SUPERSCRIPT
+
+    back = {v: k for k, v in SUPERSCRIPT.items()}
+    used = "".join(back.get(ch, "") for s in found.sentences for ch in s)
+    return {"findings": found.sentences, "notes": found.notes, "findings_key": f.key(used)}
+
+
+def scorecards(f: Facts) -> dict:
+    """One scorecard per basis: companies by group, the workspace's metrics; a group's median only over three or
+    more peers of one definition, the subject's rank with its direction, never over fewer than two."""
+    t, s = f.text, f.settings
+    _ = t.gettext
+    shown = [BY_ID[m] for m in s.metrics]
+    cards = []
+    for b in f.bases:
+        notes = Notes()
+        used = ""
+
+        def row(cid, b=b, notes=notes):
+            nonlocal used
+            if not f.reported[cid] and cid != f.subject:
+                return {**f.person(cid), "cells": [f.absent(cid) for _m in shown]}
+            cells = [f.cell(f.by[b].get((cid, m.id)), m.unit, notes) for m in shown]
+            used += "".join(c["marks"] for c in cells)
+            return {**f.person(cid), "cells": cells}
+
+        groups = []
+        for g in s.groups:
+            medians, ranks = [], []
+            for m in shown:
+                st = f.stat[b][(g.id, m.id)]
+                medians.append(
+                    {
+                        "text": t.fmt(st["median"], m.unit) if st["median"] is not None else "–",
+                        "n": st["n"],
+                        "marks": marks(st["flags"]) if st["median"] is not None else "",
+                    }
+                )
+                ranks.append(_rank_text(t, st))
+            used += "".join(x["marks"] for x in medians)
+            groups.append(
+                {"id": g.id, "label": g.label, "rows": [row(c) for c in g.members], "medians": medians, "ranks": ranks}
+            )
+        subject_row = row(f.subject)
+        cards.append(
+            {
+                "basis": b,
+                "caption": _("Scorecard, {period}").format(period=f.period[b]),
+                "metrics": [{"id": m.id, "label": t.gettext(m.label)} for m in shown],
+                "subject": subject_row,
+                "groups": groups,
+                "notes": notes.items,
+                "key": f.key(used),
+            }
+        )
+    return {"scorecards": cards}
+
+
+def _rank_text(t: Text, st: dict) -> str:
+    """ "lowest of 5", "2nd lowest of 5" (the direction says which end is best); nothing among fewer than two."""
+    rank = st["subject_rank"]
+    if is_missing(rank) or rank is None:
+        return ""
+    _ = t.gettext
+    rank, n = int(rank), int(st["ranked"])
+    word = _("lowest") if st["direction"] == "lowest" else _("highest")
+    if rank == 1:
+        return _("{word} of {n}").format(word=word, n=n)
+    ordinal = {2: _("2nd"), 3: _("3rd")}.get(rank, _("{n}th").format(n=rank))
+    return _("{ordinal} {word} of {n}").format(ordinal=ordinal, word=word, n=n)
+
+
+def section(f: Facts, g, gi: int) -> dict:
+    """One peer group: bars of the section metric on each basis side by side, its single-quarter trend against the
+    peer median, and a table of growth and margins where every n/a says why."""
+    t, s, sm = f.text, f.settings, f.section_metric
+    _ = t.gettext
+    label = _(sm.label)
+    panels, used, values_text = [], "", []
+    for b in f.bases:
+        bars, mk = _bars(f, b, list(g.members), with_sga=True)
+        used += mk
+        median, median_label = _group_median(f, g, b)
+        panels.append((f.period_short[b], bars, median, median_label))
+        values_text.append(
+            f"{f.period[b]}: "
+            + "; ".join(f"{x.label} {x.text}" for x in bars)
+            + (f"; {median_label} {t.fmt(median, 'ratio')}" if median is not None else "")
+        )
+    bar = charts.hbars(
+        panels,
+        _("{metric}: {subject} and {group}").format(metric=label, subject=f.name(f.subject), group=g.label),
+        _("Each basis in its own panel; hatched: SG&A; dashed: the peers' median where three or more"),
+        _source_line(f),
+        _("{metric}, {group}. {values}").format(metric=label, group=g.label, values=". ".join(values_text)),
     )
     quarters = [f.quarter.shift(-k) for k in range(s.trend_quarters - 1, -1, -1)]
-    series, dropped = [], []
-    for c in members:
+    series, without = [], []
+    per_quarter: dict[Quarter, list[float]] = {q: [] for q in quarters}
+    for c in [f.subject, *g.members]:
         results = [compute_one(f.ctx.norm, c, q, QUARTER, sm) for q in quarters]
-        # Figures on a basis a later policy change replaced (e.g. before CAS Interpretation No. 18) are not
-        # comparable with the rest of the line: left out, and the caption says so.
-        dropped += [
-            f"{f.companies[c].name} {q}" for q, r in zip(quarters, results) if r.old_basis and not is_missing(r.value)
-        ]
-        vals = tuple(None if r.old_basis else r.value for r in results)
-        series.append(charts.Series(f.companies[c].name, vals, c == s.subject))
-    trend_svg = charts.trend_chart(
+        vals = []
+        for q, r in zip(quarters, results):
+            ok = not is_missing(r.value) and not r.old_basis  # figures on a replaced basis are not on the line
+            vals.append(r.value if ok else None)
+            if ok and c != f.subject and not set(sm.other_definition) & set(r.flags):
+                per_quarter[q].append(r.value)
+        if any(v is not None for v in vals):
+            series.append(charts.Series(f.name(c), tuple(vals), c == f.subject))
+        elif c != f.subject:
+            without.append(f.name(c))
+    med = tuple(statistics.median(v) if len(v) >= MIN_MEDIAN else None for v in per_quarter.values())
+    if any(v is not None for v in med):
+        series.append(charts.Series(_("peer median"), med, dashed=True))
+    subtitle = _("{metric}, single quarters; dashed: the peers' median where three or more.").format(metric=label)
+    if without:
+        subtitle += " " + _("No single-quarter figures: {names}.").format(names=_list(t, without))
+    alt_lines = [
+        f"{x.label}: "
+        + ", ".join(
+            f"{q} {t.fmt(v, 'ratio') if v is not None else t.not_available}" for q, v in zip(quarters, x.values)
+        )  # fmt: skip
+        for x in series
+    ]
+    trend = charts.trend(
         [str(q) for q in quarters],
         series,
-        _("{metric}, last {n} quarters").format(metric=label, n=len(quarters)),
-        _("{metric} (% of revenue)").format(metric=label),
-        _("Calendar quarter"),
+        _("{metric}, the last {n} quarters").format(metric=label, n=len(quarters)),
+        subtitle,
+        _source_line(f),
+        "; ".join(alt_lines),
     )
-    sm_change = Metric(f"{sm.id}_yoy_pp", "", "pp", sm.lower_is_better, "", kind="yoy_pp", base=sm.id)
+    notes = Notes()
+    change_metric = _change_metric(sm)
     rows = []
-    for c in members:
-        if not f.reported[c]:
-            rows.append({**f.person(c), "cells": [f.not_yet(c)] * 7})
+    table_marks = ""
+    for c in [f.subject, *g.members]:
+        if not f.reported[c] and c != f.subject:
+            rows.append({**f.person(c), "cells": [f.absent(c)] * (5 + len(f.bases))})
             continue
-        change = compute_one(f.ctx.norm, c, f.quarter, QUARTER, sm_change)
-        prior = compute_one(f.ctx.norm, c, f.quarter.shift(-4), QUARTER, sm)
-        # a prior-year figure on a basis a later policy change replaced is not shown beside this year's
-        prior_reason = prior.reason or (
-            _("as first published, before {policies}; not comparable").format(
-                policies=", ".join(sorted(prior.old_basis))
-            )
-            if prior.old_basis
-            else ""
-        )
+        by_q = f.by[QUARTER]
+        change = compute_one(f.ctx.norm, c, f.quarter, QUARTER, change_metric)
         cells = [
-            f.cell(f.by[(c, "revenue")], "rmb_mn"),
-            f.cell(f.by[(c, "revenue_yoy")], "growth"),
-            f.cell(f.by[(c, "gross_margin")], "ratio"),
-            f.cell(f.by[(c, "gross_margin_yoy_pp")], "pp"),
-            f.cell(f.by[(c, sm.id)], sm.unit),
-            f.cell(
-                {
-                    "value": None if prior.old_basis else prior.value,
-                    "flags": sorted(prior.flags),
-                    "reason": prior_reason,
-                    "uncertainty": prior.uncertainty,
-                },
-                sm.unit,
-            ),
+            f.cell(by_q[(c, "revenue")], "rmb_mn", notes),
+            f.cell(by_q[(c, "revenue_yoy")], "growth", notes),
+            f.cell(by_q[(c, "gross_margin")], "ratio", notes),
+        ]
+        cells += [f.cell(f.by[b][(c, sm.id)], sm.unit, notes) for b in f.bases]
+        cells.append(
             f.cell(
                 {
                     "value": change.value,
                     "flags": sorted(change.flags),
                     "reason": change.reason,
                     "uncertainty": change.uncertainty,
+                    "note": change.note,
                 },
                 "pp",
-            ),
-        ]
+                notes,
+            )
+        )
+        if sm.like_for_like and any(
+            set(sm.other_definition) & set(f.by[b][(m, sm.id)]["flags"]) for b in f.bases for m in g.members
+        ):
+            cells.append(f.cell(by_q[(c, sm.like_for_like)], "ratio", notes))
+        table_marks += "".join(x["marks"] for x in cells)
         rows.append({**f.person(c), "cells": cells})
+    columns = [_("Revenue, RMB mn"), _("Revenue YoY"), _("Gross margin")]
+    columns += [f"{label}, {f.period_short[b]}" for b in f.bases]
+    columns.append(_("{metric}, change YoY").format(metric=label))
+    width = max(len(r["cells"]) for r in rows)
+    if width > len(columns):
+        columns.append(_("SG&A ratio"))
+    for r in rows:
+        r["cells"] += [{"text": "", "marks": "", "missing": False, "title": "", "note": ""}] * (width - len(r["cells"]))
     return {
         "id": g.id,
         "label": g.label,
-        "bar_svg": bar_svg,
-        "trend_svg": trend_svg,
+        "bar": bar,
+        "bar_key": f.key(used),
+        "trend": trend,
         "rows": rows,
-        "trend_dropped": dropped,
-        "columns": [
-            _("Revenue (RMB mn)"),
-            _("Revenue YoY"),
-            _("Gross margin"),
-            _("Gross margin YoY"),
-            label,
-            f"{label}, {f.quarter.shift(-4)}",
-            _("Change YoY"),
-        ],
+        "columns": columns,
+        "caption": _("{group}: growth, margin and {metric} ({period} unless marked)").format(
+            group=g.label, metric=label, period=f.period[QUARTER]
+        ),
+        "notes": notes.items,
+        "key": f.key(table_marks),
     }
 
 
+def _group_median(f: Facts, g, basis: str) -> tuple[float | None, str]:
+    """The median drawn on a group's bars: of the section metric's own definition when three or more peers have it,
+    else of the SG&A ratio when three or more report it; never of a mix."""
+    sm = f.section_metric
+    _ = f.text.gettext
+    st = f.stat[basis][(g.id, sm.id)]
+    if st["median"] is not None:
+        return st["median"], _("peer median")
+    if sm.like_for_like:
+        alt = f.stat[basis][(g.id, sm.like_for_like)]
+        if alt["median"] is not None:
+            return alt["median"], _("peer SG&A median")
+    return None, ""
+
+
 def scatter(f: Facts) -> dict:
-    """Revenue growth against gross margin, for every company with both."""
-    s, t = f.settings, f.text
-    points = []
-    for cid in s.companies:
-        g, m, r = (f.by[(cid, k)]["value"] for k in ("revenue_yoy", "gross_margin", "revenue"))
-        if not (is_missing(g) or is_missing(m) or is_missing(r)):
-            points.append(charts.Point(f.companies[cid].name, g, m, r, cid == s.subject))
-    shown = {p.label for p in points}
-    left_out = [f.companies[c].name for c in s.companies if f.reported[c] and f.companies[c].name not in shown]
-    svg = (
-        charts.scatter_chart(
-            points,
-            t.gettext("Revenue growth against gross margin, {quarter}").format(quarter=f.quarter),
-            t.gettext("Revenue growth, year on year"),
-            t.gettext("Gross margin"),
-        )
-        if points
-        else ""
+    """The section metric against revenue growth, for every company with both, coloured by peer group."""
+    t, s, sm = f.text, f.settings, f.section_metric
+    _ = t.gettext
+    basis = f.page_one_basis()
+    by = f.by[basis]
+    points, left_out = [], []
+    for gi, g in enumerate([None, *s.groups]):
+        members = [f.subject] if g is None else list(g.members)
+        for c in members:
+            x, y = by[(c, "revenue_yoy")], by[(c, sm.id)]
+            if is_missing(x["value"]) or is_missing(y["value"]):
+                if f.reported.get(c, True):
+                    left_out.append(f.name(c))
+                continue
+            points.append(charts.Point(f.name(c), x["value"], y["value"], gi - 1, g is None))
+    if not points:
+        return {"scatter": None, "scatter_left_out": left_out}
+    label = _(sm.label)
+    chart = charts.scatter(
+        points,
+        [g.label for g in s.groups],
+        _("{metric} against revenue growth, {period}").format(metric=label, period=f.period[basis]),
+        _("Each company with both figures; colour: peer group"),
+        _("Revenue growth, year on year"),
+        label,
+        _source_line(f),
+        "; ".join(f"{p.label}: {t.fmt(p.x, 'growth')}, {t.fmt(p.y, 'ratio')}" for p in points),
     )
-    return {"scatter_svg": svg, "scatter_left_out": left_out}
+    return {"scatter": chart, "scatter_left_out": left_out}
 
 
+# -- methodology and sources ---------------------------------------------------------------------------------------
 def methodology(f: Facts) -> dict:
     t = f.text
-    used = {fl for r in f.records if not is_missing(r["value"]) for fl in r["flags"]}
+    used = {fl for b in f.bases for r in f.records[b] if not is_missing(r["value"]) for fl in r["flags"]}
     return {
         "section_metric": t.gettext(f.section_metric.label),
-        "metrics": [
-            {
-                "id": m.id,
-                "label": t.gettext(m.label),
-                "definition": t.gettext(m.definition),
-                "lower_is_better": m.lower_is_better,
-            }
-            for m in METRICS
-        ],
+        "section_phrase": t.gettext(f.section_metric.phrase or f.section_metric.label),
+        "metrics": [{"id": m.id, "label": t.gettext(m.label), "definition": t.gettext(m.definition)} for m in METRICS],
         "footnotes": [{"mark": fl.mark, "text": t.gettext(fl.note)} for fl in FLAGS if fl.mark and fl.id in used],
         "slightly_pp": f.settings.slightly_pp,
         "fx": [
@@ -305,55 +710,94 @@ def methodology(f: Facts) -> dict:
     }
 
 
+def _document_kind(f: Facts, url: str) -> tuple[str, str]:
+    p = urlparse(url)
+    where = (p.netloc + p.path).lower()
+    best = max((k for k in f.documents if where.startswith(k)), key=len, default=None)
+    return f.documents[best] if best else ("web", p.netloc or url)
+
+
 def sources(f: Facts) -> dict:
-    """Every source document behind a figure shown: company, period, basis, labels, URL, file:line."""
-    index = {f"{r.file}:{r.line}": r for r in f.ctx.data.rows}
-    seen: dict[tuple, dict] = {}
-    for rec in f.records:
-        for ref in rec["sources"]:
-            r = index.get(ref)
-            if r is None:
+    """Per company, the documents behind the figures shown: issuer, kind, title (the report), date and address;
+    the company's own filings first, aggregator pages labelled as such, medium and low confidence marked."""
+    t = f.text
+    docs: dict[str, dict] = {}
+    for b in f.bases:
+        for rec in f.records[b]:
+            if is_missing(rec["value"]):
                 continue
-            key = (r.company, str(r.quarter), r.basis, r.source_url)
-            entry = seen.setdefault(
-                key,
-                {
-                    "company": f.companies[r.company].name,
-                    "period": str(r.quarter),
-                    "basis": r.basis,
-                    "labels": set(),
-                    "url": r.source_url,
-                    "refs": set(),
-                    "vintage": r.vintage,
-                },
-            )
-            entry["labels"].add(r.label)
-            entry["refs"].add(ref)
+            for ref in rec["sources"]:
+                row = f.rows.get(ref)
+                if row is None:
+                    continue
+                kind, issuer = _document_kind(f, row.source_url)
+                d = docs.setdefault(
+                    (row.company, row.source_url),
+                    {
+                        "company": row.company,
+                        "url": row.source_url,
+                        "kind": kind,
+                        "kind_label": t.gettext(KIND_LABEL[kind]),
+                        "issuer": issuer,
+                        "titles": set(),
+                        "published": "",
+                        "confidence": set(),
+                        "link": row.source_url.lower().startswith(("https://", "http://")),
+                    },
+                )
+                d["titles"].add(row.report or f"{row.quarter} {row.basis}")
+                d["published"] = max(d["published"], row.published)
+                if row.confidence:
+                    d["confidence"].add(row.confidence)
     order = {c: i for i, c in enumerate(f.settings.companies)}
     out = []
-    for key in sorted(seen, key=lambda k: (order.get(k[0], len(order)), k[1], int(k[2][:-1]), k[3])):
-        e = seen[key]
-        out.append(
-            {
-                **e,
-                "labels": ", ".join(sorted(e["labels"])),
-                "refs": ", ".join(sorted(e["refs"])),
-                # only web addresses become links: a javascript: or file: URL in a data file stays text
-                "link": e["url"].lower().startswith(("https://", "http://")),
-            }
-        )
-    return {"sources": out}
+    for cid in sorted({d["company"] for d in docs.values()}, key=lambda c: order.get(c, len(order))):
+        mine = [d for d in docs.values() if d["company"] == cid]
+        mine.sort(key=lambda d: (KIND_RANK[d["kind"]], d["published"] or "9", sorted(d["titles"])[0], d["url"]))
+        entries = []
+        for d in mine:
+            worst = "low" if "low" in d["confidence"] else ("medium" if "medium" in d["confidence"] else "")
+            entries.append(
+                {
+                    **d,
+                    "titles": "; ".join(sorted(d["titles"])),
+                    "mark": {"low": "l", "medium": "m"}.get(worst, ""),
+                }
+            )
+        out.append({"company": f.name(cid), "name_zh": f.companies[cid].name_zh, "documents": entries})
+    return {"sources": out, "sources_key": f.key("lm")}
 
 
 def assemble(f: Facts) -> dict:
-    """Everything the template shows, for one quarter (single-quarter basis)."""
-    sections = [section(f, g) for g in f.settings.groups]
-    b = {**cover(f), **key_findings(f), **scorecard(f), "sections": sections, **scatter(f), **methodology(f)}
-    b.update(sources(f))
-    b["chart_count"] = 2 * len(sections) + (1 if b["scatter_svg"] else 0)
+    """Everything the template shows."""
+    found = _findings(f)
+    snap = snapshot(f, found)
+    b = {
+        "title": f.text.gettext(f.settings.title).format(subject=f.name(f.subject), quarter=f.quarter),
+        "subject": f.person(f.subject),
+        "author": f.settings.author,
+        "quarter": str(f.quarter),
+        "edition_date": f.edition_date.isoformat(),
+        "confidentiality": f.settings.confidentiality,
+        "groups": [
+            {"id": g.id, "label": g.label, "members": [f.person(c) for c in g.members]} for g in f.settings.groups
+        ],
+        "not_reported": f.not_reported,
+        "periods": [{"basis": b, "label": f.period[b], "short": f.period_short[b]} for b in f.bases],
+        **answer(f, found),
+        "changes": changes(f, found, snap),
+        **key_findings(f, found),
+        **scorecards(f),
+        "sections": [section(f, g, i) for i, g in enumerate(f.settings.groups)],
+        **scatter(f),
+        **methodology(f),
+        **sources(f),
+        "snapshot": snap,
+    }
+    b["chart_count"] = 1 + 2 * len(b["sections"]) + (1 if b["scatter"] else 0)
     return b
 
 
-def _period_end(q: Quarter) -> str:
+def _period_end(q: Quarter) -> date:
     day = {3: 31, 6: 30, 9: 30, 12: 31}[q.end_month]
-    return date(q.year, q.end_month, day).isoformat()
+    return date(q.year, q.end_month, day)

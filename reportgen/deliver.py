@@ -238,7 +238,14 @@ def build_message(
     names = [name for name, _ctype, _data in files]
     none = _("(none in this edition)")
     edition_of = _("Edition of {date}.").format(date=date)
-    body = [title, edition_of, "", _("Key findings:"), ""]
+    headline = manifest.get("headline", "")
+    changed = list(manifest.get("changes", []))
+    since = (manifest.get("changes_box") or {}).get("since", "")
+    changed_title = _("What changed since the edition of {date}:").format(date=since) if since else _("What changed:")
+    body = [title, edition_of, ""]
+    body += [headline, ""] if headline else []
+    body += [changed_title, *(f"- {c}" for c in changed), ""] if changed else []
+    body += [_("Key findings:"), ""]
     body += [f"{i}. {s}" for i, s in enumerate(findings, 1)] or [none]
     body += ["", *notes] if notes else []
     marks = [f"{SUPERSCRIPT.get(f['mark'], f['mark'])} {f['text']}" for f in manifest.get("footnotes", [])]
@@ -250,13 +257,16 @@ def build_message(
     msg.set_content("\n".join(body) + "\n", cte="quoted-printable")
     esc = html.escape
     items = "".join(f"<li>{esc(s)}</li>" for s in findings) or f"<li>{esc(none)}</li>"
+    lead = f"<p><strong>{esc(headline)}</strong></p>" if headline else ""
+    if changed:
+        lead += f"<h3>{esc(changed_title.rstrip(':'))}</h3><ul>{''.join(f'<li>{esc(c)}</li>' for c in changed)}</ul>"
     extra = "".join(f'<p style="color:#555">{esc(n)}</p>' for n in notes)
     if marks:
         extra += f'<p style="color:#555;font-size:smaller">{esc(marks_line)}</p>'
     attached_html = f"<p>{esc(attached)}</p>" if names else ""
     msg.add_alternative(
         f'<!DOCTYPE html><html><body style="font-family:sans-serif"><h2>{esc(title)}</h2><p>{esc(edition_of)}'
-        f"</p><h3>{esc(_('Key findings'))}</h3><ol>{items}</ol>{extra}{attached_html}</body></html>\n",
+        f"</p>{lead}<h3>{esc(_('Key findings'))}</h3><ol>{items}</ol>{extra}{attached_html}</body></html>\n",
         subtype="html",
         cte="quoted-printable",
     )

@@ -1,9 +1,14 @@
-"""Pure findings: the metric table -> plain sentences that state the values they compare.
+"""Pure findings: the metric tables (single quarter and year to date) -> comparisons and plain sentences that state
+the values they compare, on the basis where each comparison holds, like for like.
 
 Comparison words follow one rule, stated in the briefing's methodology: the subject is "in line with" a peer
 when the two differ by at most 0.05 percentage points, "slightly" above or below within `slightly_pp`
 percentage points (default 1), and plainly above or below beyond that. Ratios and growth rates are compared
 in percentage points.
+
+Each peer is compared on the single quarter where both it and the subject have a value, else on the year to date
+(the first half for a Q2 edition), and the sentence says which. Where a peer's value is another definition (a
+selling ratio that is really SG&A) the subject's value of that definition stands against it.
 """
 
 from __future__ import annotations
@@ -18,158 +23,279 @@ IN_LINE_PP = 0.05
 
 #: the wording of every sentence (msgids of the catalogue); a workspace's templates/findings.toml may reword them
 DEFAULT_TEMPLATES = {
-    "headline": N_("{subject}'s revenue was RMB {revenue} million in {quarter}, {growth} year on year."),
-    "position": N_("{subject}'s {metric} of {value} is {comparisons}."),
-    "group_clause": N_("{words} ({group})"),
+    "headline_all": N_("{subject}'s {metric}, {value} in {period}, is {side} every peer's"),
+    "headline_all_but": N_("{subject}'s {metric}, {value} in {period}, is {side} every peer's but {names}"),
+    "headline_some": N_("{subject}'s {metric}, {value} in {period}, is {side} {count} of its {total} peers'"),
+    "headline_none": N_("{subject}'s {metric} in {period}: no peer to compare with yet"),
+    "possessive": N_("{name}'s"),
+    "possessive_s": N_("{name}'"),  # a name ending in a plural s: Hisense Home Appliances'
+    "group_sentence": N_("{group}: {clauses}."),
+    "metric_sentence": N_("{clauses}."),
+    "clause": N_("in {period}, {subject}'s {metric} of {value} is {comparisons}"),
+    "clause_first": N_("In {period}, {subject}'s {metric} of {value} is {comparisons}"),
+    "clause_same": N_("its {metric} of {value} is {comparisons}"),  # a second clause on the same basis
+    "peer_value": N_("{owner} {value}"),
     "largest_move": N_("The largest year-on-year move in {metric} was {company}'s {change}, to {value}."),
     "left_out": N_(
         "{companies} had not reported {quarter} figures when this edition was built and are left out of "
         "the comparisons."
     ),
-    "not_available": N_("{metric} is not available for {companies} in {quarter} (see Methodology)."),
+    "not_available": N_("{metric}: no figure for {companies} on either basis (see the tables for why)."),
     "no_figures": N_("{companies}: no figures in the data, so left out of the comparisons."),
     "in_line": N_("in line with"),
     "slightly_above": N_("slightly above"),
     "slightly_below": N_("slightly below"),
     "above": N_("above"),
     "below": N_("below"),
-    "growth_up": N_("up {value}"),
-    "growth_down": N_("down {value}"),
-    "growth_unknown": N_("with no year-earlier figure to compare"),
     "amount": N_("RMB {value} million"),
     "and": N_(" and "),
 }
 #: placeholders each sentence may use (checked when a workspace rewords one)
 PLACEHOLDERS = {k: frozenset(re.findall(r"{(\w+)}", v)) for k, v in DEFAULT_TEMPLATES.items()}
-POSITION_METRICS = ("selling_expense_ratio", "gross_margin", "revenue_yoy", "rnd_ratio")
+PLACEHOLDERS["peer_value"] |= {"peer"}  # the name alone, for a wording without the possessive
+PLACEHOLDERS["clause_same"] |= {"subject", "period"}
+POSITION_METRICS = ("revenue_yoy", "gross_margin", "rnd_ratio")
 MOVE_METRICS = ("revenue_yoy", "gross_margin_yoy_pp")
+
+
+@dataclass(frozen=True)
+class View:
+    """One basis of the metric table: `basis` ("quarter" or "ytd"), `period` as a reader reads it ("2025Q2", "the
+    first half of 2025"), and its records by (company, metric)."""
+
+    basis: str
+    period: str
+    by: dict
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The subject against one peer on one metric: on which basis, which definition, and the word."""
+
+    peer: str
+    group: str
+    basis: str
+    metric: str  # the metric compared: the section metric, or its like-for-like other definition
+    subject: dict  # the subject's record
+    other: dict  # the peer's record
+    word: str  # "below", "slightly above", ...
+    side: str  # "above" | "below" | "in_line" (untranslated)
+
+    @property
+    def gap_pp(self) -> float:
+        return (self.subject["value"] - self.other["value"]) * 100
 
 
 @dataclass
 class Findings:
+    headline: str = ""
     sentences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)  # of the section metric, one per peer with a value
 
 
 def comparison_word(subject: float, peer: float, slightly_pp: float, words: dict) -> str:
     """'above', 'slightly below', 'in line with' ... for the subject's value against a peer's (fractions)."""
+    return words[comparison_side(subject, peer, slightly_pp)]
+
+
+def comparison_side(subject: float, peer: float, slightly_pp: float) -> str:
+    """The key of the comparison word: in_line, slightly_above, slightly_below, above or below."""
     diff_pp = (subject - peer) * 100
     if abs(diff_pp) <= IN_LINE_PP + 1e-12:
-        return words["in_line"]
+        return "in_line"
     side = "above" if diff_pp > 0 else "below"
-    return words[f"slightly_{side}"] if abs(diff_pp) <= slightly_pp + 1e-12 else words[side]
+    return f"slightly_{side}" if abs(diff_pp) <= slightly_pp + 1e-12 else side
 
 
-def _phrase(metric) -> str:
-    """The metric's label inside a sentence: 'Revenue growth YoY' -> 'revenue growth YoY' (keeps R&D)."""
-    if getattr(metric, "phrase", ""):
-        return metric.phrase
-    label = metric.label
-    return label if label[:2].isupper() else label[0].lower() + label[1:]
+def _has(rec) -> bool:
+    return rec is not None and not is_missing(rec.get("value"))
 
 
 def _join(items: list[str], and_: str = " and ") -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + and_ + items[-1]
 
 
+def compare(
+    views: list[View], subject: str, groups, metric, slightly_pp: float, words: dict, catalogue: dict
+) -> tuple[list[Comparison], list[str]]:
+    """The subject against every peer on `metric`: on the first view (basis) where both have a value, like for like
+    (a peer value flagged as another definition is compared on `metric.like_for_like`). Returns the comparisons and
+    the peers that could not be compared on any basis."""
+    out, gaps = [], []
+    other_def = set(getattr(metric, "other_definition", ()) or ())
+    for g in groups:
+        for peer in g.members:
+            found = None
+            for view in views:
+                mid = metric.id
+                mine, theirs = view.by.get((subject, mid)), view.by.get((peer, mid))
+                if not (_has(mine) and _has(theirs)):
+                    continue
+                if other_def & set(theirs["flags"]) and metric.like_for_like in catalogue:
+                    mid = metric.like_for_like
+                    mine, theirs = view.by.get((subject, mid)), view.by.get((peer, mid))
+                    if not (_has(mine) and _has(theirs)):
+                        continue
+                side = comparison_side(mine["value"], theirs["value"], slightly_pp)
+                found = Comparison(peer, g.id, view.basis, mid, mine, theirs, words[side], side)
+                break
+            if found:
+                out.append(found)
+            else:
+                gaps.append(peer)
+    return out, gaps
+
+
+def _clauses(comps: list[Comparison], views: list[View], subject_name: str, names: dict, metrics: dict, t: dict,
+             shown, first: bool) -> list[str]:  # fmt: skip
+    """One clause per (basis, definition) among the comparisons, in the views' order."""
+    clauses = []
+    order = {v.basis: i for i, v in enumerate(views)}
+    periods = {v.basis: v.period for v in views}
+    keys = sorted({(c.basis, c.metric) for c in comps}, key=lambda k: (order[k[0]], k[1] != comps[0].metric))
+    for basis, mid in keys:
+        chunk = [c for c in comps if (c.basis, c.metric) == (basis, mid)]
+        by_word: dict[str, list[str]] = {}
+        for c in chunk:
+            peer = names[c.peer]
+            by_word.setdefault(c.word, []).append(
+                t["peer_value"].format(peer=peer, value=shown(c.other, mid), owner=possessive(peer, t))
+            )
+        comparisons = ", ".join(f"{w} {_join(items, t['and'])}" for w, items in by_word.items())
+        if clauses and keys[len(clauses) - 1][0] == basis:
+            template = t["clause_same"]
+        else:
+            template = t["clause_first"] if first and not clauses else t["clause"]
+        clauses.append(
+            template.format(
+                period=periods[basis],
+                subject=subject_name,
+                metric=metrics[mid].phrase or metrics[mid].label,
+                value=shown(chunk[0].subject, mid),
+                comparisons=comparisons,
+            )
+        )
+    return clauses
+
+
+def possessive(name: str, t: dict) -> str:
+    """ "Midea's", "SERES's", "Hisense Home Appliances'" (a name ending in a lower-case s reads as a plural)."""
+    return (t["possessive_s"] if name.endswith("s") else t["possessive"]).format(name=name)
+
+
+def headline(comps: list[Comparison], subject_name: str, names: dict, metric, period: str, t: dict,
+             value: str = "") -> str:  # fmt: skip
+    """The conclusion in one line: where the subject stands against all its peers on the section metric, with
+    the subject's value in `period`."""
+    phrase = metric.phrase or metric.label
+    if not comps:
+        return t["headline_none"].format(subject=subject_name, metric=phrase, period=period)
+    common = {"subject": subject_name, "metric": phrase, "value": value, "period": period}
+    below = [c for c in comps if c.side.endswith("below")]
+    above = [c for c in comps if not c.side.endswith("below")]
+    side_key, majority, minority = ("below", below, above) if len(below) >= len(above) else ("above", above, below)
+    side = t[side_key]
+    if not minority:
+        return t["headline_all"].format(**common, side=side)
+    if len(minority) <= 2 and len(comps) >= 3:
+        who = _join([possessive(names[c.peer], t) for c in minority], t["and"])
+        return t["headline_all_but"].format(**common, side=side, names=who)
+    return t["headline_some"].format(**common, side=side, count=len(majority), total=len(comps))
+
+
 def build_findings(
-    records: list[dict],
+    views: list[View],
     subject: str,
+    names: dict,
     groups,
-    quarter: str,
     metrics: dict,
     slightly_pp: float = 1.0,
     templates: dict | None = None,
     not_reported: list[str] = (),
     *,
     fmt: Callable[..., str],
+    section_metric: str = "selling_expense_ratio",
     no_figures: list[str] = (),
+    quarter: str = "",
 ) -> Findings:
-    """Sentences for the key-findings section.
+    """The headline, the key findings and their notes.
 
-    records: metric-table rows (company, name, metric, value, flags); groups: objects with id, label, members;
-    metrics: metric id -> object with label and unit; templates: the wording (DEFAULT_TEMPLATES, translated and
-    reworded by the caller); not_reported: names of peers with no data yet; fmt(value, unit, uncertainty): a figure as
-    shown.
+    views: the metric table on each basis, single quarter first; names: company id -> name as shown; groups:
+    objects with id, label, members; metrics: metric id -> object with label, phrase, unit (and other_definition,
+    like_for_like); templates: the wording (DEFAULT_TEMPLATES, translated and reworded by the caller);
+    not_reported / no_figures: names of peers left out; fmt(value, unit, uncertainty): a figure as shown.
     """
     t = {**DEFAULT_TEMPLATES, **(templates or {})}
-
-    def join(items):
-        return _join(items, t["and"])
-
-    by = {(r["company"], r["metric"]): r for r in records}
-    names = {r["company"]: r["name"] for r in records}
-    subj_name = names.get(subject, subject)
     out = Findings()
+    subj_name = names.get(subject, subject)
+    labels = {g.id: g.label for g in groups}
 
-    def val(company, metric):
-        r = by.get((company, metric))
-        return (r["value"], r["flags"]) if r and not is_missing(r["value"]) else (None, ())
+    def shown(rec, mid):
+        return fmt(rec["value"], metrics[mid].unit, rec.get("uncertainty")) + sup_marks(rec["flags"])
 
-    def shown(company, metric):
-        v, flags = val(company, metric)
-        u = (by.get((company, metric)) or {}).get("uncertainty")
-        return fmt(v, metrics[metric].unit, u) + sup_marks(flags)
+    sm = metrics[section_metric]
+    comps, gaps = compare(views, subject, groups, sm, slightly_pp, t, metrics)
+    out.comparisons = comps
+    own = next(((v, v.by[(subject, sm.id)]) for v in views if _has(v.by.get((subject, sm.id)))), None)
+    if own:
+        value = fmt(own[1]["value"], sm.unit, own[1].get("uncertainty"))
+        out.headline = headline(comps, subj_name, names, sm, own[0].period, t, value)
+    else:
+        out.headline = headline([], subj_name, names, sm, views[0].period if views else quarter, t)
+    for g in groups:
+        mine = [c for c in comps if c.group == g.id]
+        if mine:
+            clauses = _clauses(mine, views, subj_name, names, metrics, t, shown, first=False)
+            out.sentences.append(t["group_sentence"].format(group=labels[g.id], clauses="; ".join(clauses)))
+    left = set(not_reported) | set(no_figures)
+    missing_names = [names[p] for p in gaps if names.get(p) and names[p] not in left]
+    if not any(_has(v.by.get((subject, sm.id))) for v in views):
+        missing_names = [subj_name]
+    if missing_names:
+        out.notes.append(t["not_available"].format(metric=sm.label, companies=_join(missing_names, t["and"])))
 
-    rev, _ = val(subject, "revenue")
-    growth, _ = val(subject, "revenue_yoy")
-    if rev is not None:
-        if growth is None:
-            g = t["growth_unknown"]
-        else:
-            g = t["growth_up" if growth >= 0 else "growth_down"].format(value=fmt(abs(growth), "ratio"))
-        out.sentences.append(
-            t["headline"].format(subject=subj_name, revenue=fmt(rev, "rmb_mn"), quarter=quarter, growth=g)
-        )
-
-    for m in POSITION_METRICS:
-        sv, _ = val(subject, m)
-        if sv is None:
+    for mid in POSITION_METRICS:
+        if mid not in metrics:
             continue
-        clauses, gaps = [], []
-        for g in groups:
-            by_word: dict[str, list[str]] = {}
-            for member in g.members:
-                pv, _ = val(member, m)
-                if pv is None:
-                    if names.get(member) and names[member] not in not_reported and names[member] not in no_figures:
-                        gaps.append(names[member])
-                    continue
-                word = comparison_word(sv, pv, slightly_pp, t)
-                by_word.setdefault(word, []).append(f"{names[member]} {shown(member, m)}")
-            if by_word:
-                words = ", ".join(f"{w} {join(items)}" for w, items in by_word.items())
-                clauses.append(t["group_clause"].format(words=words, group=g.label))
-        if clauses:
-            out.sentences.append(
-                t["position"].format(
-                    subject=subj_name,
-                    metric=_phrase(metrics[m]),
-                    value=shown(subject, m),
-                    comparisons="; ".join(clauses),
-                )
-            )
-        if gaps:
-            out.notes.append(t["not_available"].format(metric=metrics[m].label, companies=join(gaps), quarter=quarter))
+        m_comps, m_gaps = compare(views, subject, groups, metrics[mid], slightly_pp, t, metrics)
+        if m_comps:
+            clauses = _clauses(m_comps, views, subj_name, names, metrics, t, shown, first=True)
+            out.sentences.append(t["metric_sentence"].format(clauses="; ".join(clauses)))
+        gone = [names[p] for p in m_gaps if names.get(p) and names[p] not in left]
+        if not any(_has(v.by.get((subject, mid))) for v in views):
+            gone = [subj_name]  # the subject has no figure: that, not the peers', is what is missing
+        if gone:
+            out.notes.append(t["not_available"].format(metric=metrics[mid].label, companies=_join(gone, t["and"])))
 
+    first = views[0] if views else None
     everyone = [subject] + [c for g in groups for c in g.members]
-    for m in MOVE_METRICS:
-        level = "revenue" if m == "revenue_yoy" else "gross_margin"
-        # the sentence states the change and the level it led to, so both must be known
-        moves = [(abs(val(c, m)[0]), c) for c in everyone if val(c, m)[0] is not None and val(c, level)[0] is not None]
+    for mid in MOVE_METRICS if first else ():
+        level = "revenue" if mid == "revenue_yoy" else "gross_margin"
+        moves = [
+            (abs(first.by[(c, mid)]["value"]), c)
+            for c in everyone
+            if _has(first.by.get((c, mid))) and _has(first.by.get((c, level)))
+        ]
         if not moves:
             continue
         _, c = max(moves)
+        lv = first.by[(c, level)]
         level_value = (
-            shown(c, level) if m != "revenue_yoy" else t["amount"].format(value=fmt(val(c, level)[0], "rmb_mn"))
+            shown(lv, level)
+            if mid != "revenue_yoy"
+            else t["amount"].format(value=fmt(lv["value"], "rmb_mn", lv.get("uncertainty")))
         )
         out.sentences.append(
             t["largest_move"].format(
-                metric=_phrase(metrics[level]), company=names[c], change=shown(c, m), value=level_value
+                metric=metrics[level].phrase or metrics[level].label,
+                company=names[c],
+                change=shown(first.by[(c, mid)], mid),
+                value=level_value,
             )
         )
     if not_reported:
-        out.notes.insert(0, t["left_out"].format(companies=join(list(not_reported)), quarter=quarter))
+        out.notes.insert(0, t["left_out"].format(companies=_join(list(not_reported), t["and"]), quarter=quarter))
     if no_figures:
-        out.notes.insert(0, t["no_figures"].format(companies=join(list(no_figures))))
+        out.notes.insert(0, t["no_figures"].format(companies=_join(list(no_figures), t["and"])))
     return out

@@ -8,6 +8,8 @@ import math
 from .model import is_missing
 
 NOT_AVAILABLE = "n/a"
+#: the true minus sign (U+2212), in tables, sentences and charts alike
+MINUS = "\u2212"
 #: the finest step each unit is shown in (as the value is stored: fractions for ratios, RMB million for amounts)
 STEP = {"ratio": 0.001, "growth": 0.001, "pp": 0.001, "rmb_mn": 1.0}
 
@@ -41,7 +43,7 @@ def fmt_value(value, unit: str, uncertainty: float | None = 0.0) -> str:
         if coarse:  # whole percent, or whole tens of percent
             pct = round(pct / (step * 100)) * step * 100
         text = f"{pct:{sign}.{0 if coarse else 1}f}"
-        return text + (" pp" if unit == "pp" else "%")
+        return text.replace("-", MINUS) + (" pp" if unit == "pp" else "%")
     if unit == "rmb_mn":
-        return f"{round(value / step) * step if coarse else value:,.0f}"
-    return f"{value:,.2f}"
+        return f"{round(value / step) * step if coarse else value:,.0f}".replace("-", MINUS)
+    return f"{value:,.2f}".replace("-", MINUS)

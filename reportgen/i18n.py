@@ -75,6 +75,26 @@ class Text:
     marks = staticmethod(marks)
     sup_marks = staticmethod(sup_marks)
 
+    # -- periods -----------------------------------------------------------------------------------------------
+    def period(self, quarter, basis: str, fiscal_quarter: int | None = None, short: bool = False) -> str:
+        """A period as a reader says it: 2025Q2; the first half of 2025 (short: H1 2025); the first nine months of
+        2025 (9M 2025); the year 2025 (FY2025). `fiscal_quarter` defaults to the calendar quarter."""
+        n = fiscal_quarter or quarter.q
+        if basis == "quarter" or n == 1:
+            return str(quarter)
+        _ = self.gettext
+        if short:
+            word = {2: _("H1 {year}"), 3: _("9M {year}"), 4: _("FY{year}")}[n]
+        else:
+            word = {2: _("the first half of {year}"), 3: _("the first nine months of {year}"), 4: _("the year {year}")}[
+                n
+            ]
+        return word.format(year=quarter.year)
+
+    def date(self, d) -> str:
+        """A date as a reader reads it (ISO in English: 2026-11-30)."""
+        return d.isoformat() if hasattr(d, "isoformat") else str(d)
+
 
 @functools.lru_cache(maxsize=8)
 def text(lang: str = "en") -> Text:

@@ -368,6 +368,41 @@ def load_workspace(root: Path, company_ids=None) -> Workspace:
     return ws
 
 
+DOCUMENT_KINDS = ("company", "exchange", "copy", "release", "aggregator", "news")
+
+
+def load_documents(root: Path) -> dict[str, tuple[str, str]]:
+    """data/sources.toml: what kind of document each source address is (host or host/path prefix -> (kind,
+    issuer)); a workspace without the file lists every source as a web page."""
+    rel = "data/sources.toml"
+    path = workspace_path(root, rel, DataError)
+    if not path.exists():
+        return {}
+    data, text = read_toml(path, rel, DataError)
+    docs = data.get("documents", {})
+    if set(data) - {"documents"} or not isinstance(docs, dict):
+        raise DataError('the file holds one table, [documents], of "host" = { kind, issuer }', rel, 1)
+    out = {}
+    for key, spec in docs.items():
+        line = line_of(text, key)
+        if (
+            not isinstance(spec, dict)
+            or spec.get("kind") not in DOCUMENT_KINDS
+            or not isinstance(spec.get("issuer", ""), str)
+        ):
+            raise DataError(
+                f'write {{ kind = "...", issuer = "..." }} with kind one of {", ".join(DOCUMENT_KINDS)}',
+                rel,
+                line,
+                key,
+            )
+        out[key.strip().lower().removeprefix("https://").removeprefix("http://")] = (
+            spec["kind"],
+            spec.get("issuer", key),
+        )
+    return out
+
+
 def load_sentence_templates(root: Path, placeholders: dict[str, frozenset]) -> dict[str, str]:
     """templates/findings.toml: a workspace's rewording of the findings' sentences (missing file: none).
     `placeholders` maps each sentence a workspace may reword to the placeholders it may use."""

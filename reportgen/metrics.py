@@ -34,6 +34,11 @@ def margin(profit, revenue):
     return profit / revenue
 
 
+def summed_ratio(first, second, revenue):
+    """(Two expenses reported apart) / revenue: selling plus administrative expenses for an SG&A ratio."""
+    return (first + second) / revenue
+
+
 def identity(x):
     return x
 
@@ -59,6 +64,10 @@ class Metric:
     base: str | None = None  # the level metric a growth metric compares
     phrase: str = ""  # the label inside a sentence ("gross margin"), a msgid; defaults to the label
     short: str = ""  # a short column heading with its unit for terminal tables
+    #: flags that make a value another definition (a selling ratio that is really SG&A): such values are left out
+    #: of this metric's medians and ranks, and compared with `like_for_like` instead
+    other_definition: tuple[str, ...] = ()
+    like_for_like: str | None = None  # the metric the subject is compared on when a peer's value is that other one
 
     @property
     def term(self) -> Term:
@@ -138,6 +147,25 @@ METRICS: tuple[Metric, ...] = (
         ),
         phrase=N_("selling-expense ratio"),
         short=N_("Selling"),
+        other_definition=("sga_proxy",),
+        like_for_like="sga_ratio",
+    ),
+    Metric(
+        "sga_ratio",
+        N_("SG&A ratio"),
+        "ratio",
+        True,
+        N_(
+            "Selling, general and administrative expenses / revenue: SG&A as reported, or selling plus "
+            "administrative expenses where they are reported apart (flag sga_sum). The like-for-like measure "
+            "against peers that report only SG&A."
+        ),
+        (
+            Variant(("sga", "revenue"), expense_ratio),
+            Variant(("selling_expenses", "admin_expenses", "revenue"), summed_ratio, "sga_sum"),
+        ),
+        phrase=N_("SG&A ratio"),
+        short=N_("SG&A"),
     ),
     Metric(
         "admin_expense_ratio",
@@ -388,8 +416,16 @@ def compute_metrics(
     )
 
 
+#: a median (and mean) of fewer peers than this says nothing: the values are listed instead
+MIN_MEDIAN = 3
+#: a rank among fewer than this many (the subject included) is not a rank
+MIN_RANK = 2
+
+
 def peer_stats(table: pd.DataFrame, subject: str, groups) -> pd.DataFrame:
-    """Per peer group and metric: median and mean of the peers, how many have a value, the subject's rank."""
+    """Per peer group and metric: median and mean of the peers (three or more values, of one definition: a
+    selling ratio that is really SG&A counts for the SG&A ratio, not here), how many have a value, the values
+    themselves, and the subject's rank with its direction ("lowest" first where lower is better)."""
     import pandas as pd
 
     rows = []
@@ -398,26 +434,31 @@ def peer_stats(table: pd.DataFrame, subject: str, groups) -> pd.DataFrame:
         part = table[table.company.isin(g.members)]
         for m in METRICS:
             rows_m = part[(part.metric == m.id) & part.value.notna()]
+            if m.other_definition:
+                keep = [not (set(fl) & set(m.other_definition)) for fl in rows_m["flags"]]
+                rows_m = rows_m.loc[keep]  # .loc: an empty mask must select no rows, not no columns
             vals = rows_m["value"].astype(float)
-            used = sorted({f for fl in rows_m["flags"] for f in fl if f in ("sga_proxy", "stated_ratio")})
+            used = sorted({f for fl in rows_m["flags"] for f in fl if f in ("sga_proxy", "stated_ratio", "sga_sum")})
             sv = subj.get(m.id)
             sv = None if is_missing(sv) else float(sv)
+            ranked = int(len(vals)) + (1 if sv is not None else 0)
             rank = None
-            if sv is not None and m.lower_is_better is not None:
+            if sv is not None and ranked >= MIN_RANK:
                 better = (vals < sv) if m.lower_is_better else (vals > sv)
                 rank = int(better.sum()) + 1
-            elif sv is not None:
-                rank = int((vals > sv).sum()) + 1
+            enough = len(vals) >= MIN_MEDIAN
             rows.append(
                 {
                     "group": g.id,
                     "metric": m.id,
-                    "median": float(vals.median()) if len(vals) else None,
-                    "mean": float(vals.mean()) if len(vals) else None,
+                    "median": float(vals.median()) if enough else None,
+                    "mean": float(vals.mean()) if enough else None,
                     "n": int(len(vals)),
+                    "values": list(zip(rows_m["company"], vals.tolist())),
                     "subject_value": sv,
-                    "subject_rank": rank if sv is not None else None,
-                    "ranked": int(len(vals)) + (1 if sv is not None else 0),
+                    "subject_rank": rank,
+                    "ranked": ranked,
+                    "direction": "lowest" if m.lower_is_better else "highest",
                     # proxies and stated ratios among the values: the median and rank carry their marks
                     "flags": used,
                 }

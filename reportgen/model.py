@@ -170,10 +170,23 @@ FLAGS: tuple[Flag, ...] = (
         ),
     ),
     Flag("restated", "r", N_("uses a figure as restated in a later report")),
-    Flag("old_basis", "o", N_("as first published, on the basis before an accounting policy change (e.g. CAS "
-                              "Interpretation No. 18): not comparable with later periods")),
-    Flag("published_base", "b", N_("compared with a year that a later report restated, whose restated figure was not "
-                                   "found: the base is the figure as first published")),
+    Flag(
+        "old_basis",
+        "o",
+        N_(
+            "as first published, on the basis before an accounting policy change (e.g. CAS "
+            "Interpretation No. 18): not comparable with later periods"
+        ),
+    ),
+    Flag(
+        "published_base",
+        "b",
+        N_(
+            "compared with a year that a later report restated, whose restated figure was not "
+            "found: the base is the figure as first published"
+        ),
+    ),
+    Flag("sga_sum", "g", N_("SG&A as selling plus administrative expenses (the company reports them apart)")),
     Flag("medium_confidence", "m", N_("medium confidence: from one secondary source")),
     Flag("low_confidence", "l", N_("low confidence: rounded, or sources disagree (see Sources)")),
     Flag("total_net_profit", "n", N_("net profit including minority interests (attributable figure not reported)")),
@@ -184,7 +197,7 @@ FLAG: dict[str, Flag] = {f.id: f for f in FLAGS}
 #: footnote marks as Unicode superscripts, so plain text (mail, terminal) shows them too
 SUPERSCRIPT = {
     "a": "ᵃ", "d": "ᵈ", "s": "ˢ", "c": "ᶜ", "t": "ᵗ", "p": "ᵖ", "r": "ʳ", "n": "ⁿ", "x": "ˣ", "o": "ᵒ", "b": "ᵇ",
-    "m": "ᵐ", "l": "ˡ",
+    "m": "ᵐ", "l": "ˡ", "g": "ᵍ",
 }  # fmt: skip
 #: how sure a figure is, worst first; a metric carries the worst of the figures it uses
 CONFIDENCE_ORDER = ("low", "medium", "high")

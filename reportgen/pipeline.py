@@ -22,7 +22,7 @@ from . import __version__, config, ledger, loaders
 from .errors import ConfigError, DataError, PeriodError, ReportgenError
 from .findings import PLACEHOLDERS
 from .metrics import BY_ID, compute_metrics, peer_stats
-from .model import QUARTER
+from .model import QUARTER, YTD
 from .normalize import Normalizer
 from .periods import Quarter
 
@@ -193,6 +193,10 @@ def validate(root: Path, warnings: list | None = None) -> list[ReportgenError]:
         loaders.load_sentence_templates(root, PLACEHOLDERS)
     except ReportgenError as e:
         problems.append(e)
+    try:
+        loaders.load_documents(root)
+    except ReportgenError as e:
+        problems.append(e)
     if companies and labels is not None:
         for c in companies.values():
             try:
@@ -260,7 +264,7 @@ def input_files(ctx: Context) -> list[Path]:
     only for the settings that shape the briefing, see edition_settings)."""
     root = ctx.root
     files = [root / "data" / "companies.toml", root / "data" / "labels.toml"]
-    files += [root / "data" / "fx.csv"] if (root / "data" / "fx.csv").exists() else []
+    files += [root / "data" / name for name in ("fx.csv", "sources.toml") if (root / "data" / name).exists()]
     tdir = root / "templates"
     if tdir.is_dir():  # hidden files (.DS_Store, editor swap files) are not templates
         files += sorted(
@@ -319,36 +323,50 @@ def _record_build(root: Path, q: Quarter, edition: str, rebuilt: bool) -> None:
         book.record_build(str(q), edition, rebuilt)
 
 
-def _render_edition(ctx: Context, q: Quarter, edition_date: date, templates: dict) -> tuple[dict, dict]:
-    """The files of one edition as bytes, and what the manifest repeats from the briefing. The metric table
-    and the peer statistics are computed once and feed the briefing and the exports alike."""
+def _render_edition(
+    ctx: Context, q: Quarter, edition_date: date, templates: dict, previous: dict | None = None
+) -> tuple[dict, dict]:
+    """The files of one edition as bytes, and what the manifest repeats from the briefing. The metric table and
+    the peer statistics of each basis are computed once and feed the briefing and the exports alike. `previous`
+    is the manifest of the edition of this quarter being replaced (for "what changed")."""
     from . import briefing, export, render
     from .i18n import text
 
     t = text("en")
-    table = metric_table(ctx, q)
-    stats = group_stats(ctx, table)
-    b = briefing.assemble(briefing.Facts(ctx, q, edition_date, table, stats, t, templates))
+    tables = {QUARTER: metric_table(ctx, q, QUARTER)}
+    subject = ctx.data.companies[ctx.settings.subject]
+    if subject.fiscal_quarter(q) > 1:
+        tables[YTD] = metric_table(ctx, q, YTD)
+    stats = {basis: group_stats(ctx, table) for basis, table in tables.items()}
+    documents = loaders.load_documents(ctx.root)
+    facts = briefing.Facts(ctx, q, edition_date, tables, stats, t, templates, previous, documents)
+    b = briefing.assemble(facts)
     html = render.render_html(b, ctx.root / "templates", t)
     pdf = render.render_pdf(html, ctx.root, _pdf_created(edition_date), ctx.root / "templates")
-    metrics_csv = export.csv_text(table, text=t)
+    import pandas as pd
+
+    both = pd.concat(list(tables.values()), ignore_index=True)
+    metrics_csv = export.csv_text(both, text=t)
     payload = {
         "briefing.html": html.encode("utf-8"),
         "briefing.pdf": pdf,
         "metrics.csv": metrics_csv.encode("utf-8"),
-        "metrics.xlsx": export.xlsx_bytes(table, t),
+        "metrics.xlsx": export.xlsx_bytes(both, t),
     }
-    summary = {k: b[k] for k in ("title", "findings", "notes", "footnotes", "chart_count", "not_reported")}
+    summary = {k: b[k] for k in ("title", "headline", "findings", "notes", "footnotes", "chart_count", "not_reported")}
+    summary["changes"] = b["changes"]["items"]
+    summary["changes_box"] = b["changes"]
+    summary["snapshot"] = b["snapshot"]
     summary["identity"] = reader_identity(html, metrics_csv, edition_date, edition_settings(ctx.settings))
     return payload, summary
 
 
-_FORKED: tuple | None = None  # (ctx, edition_date, templates) handed to forked workers
+_FORKED: tuple | None = None  # (ctx, edition_date, templates, previous manifests) handed to forked workers
 
 
 def _render_in_worker(q: Quarter) -> tuple[dict, dict]:
-    ctx, edition_date, templates = _FORKED
-    return _render_edition(ctx, q, edition_date, templates)
+    ctx, edition_date, templates, previous = _FORKED
+    return _render_edition(ctx, q, edition_date, templates, previous.get(q))
 
 
 def build(
@@ -400,7 +418,7 @@ def build(
     workers = min(len(todo), workers or os.cpu_count() or 1)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         say(f"rendering {len(todo)} editions in {workers} processes")
-        _FORKED = (ctx, edition_date, templates)
+        _FORKED = (ctx, edition_date, templates, {t[0]: t[3] for t in todo})
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
                 qs = [t[0] for t in todo]
@@ -409,9 +427,9 @@ def build(
             _FORKED = None
     else:
         rendered = {}
-        for q, *_ in todo:
+        for q, _digest, _inputs, old in todo:
             say(f"{q}: computing metrics, charts, HTML and PDF")
-            rendered[q] = _render_edition(ctx, q, edition_date, templates)
+            rendered[q] = _render_edition(ctx, q, edition_date, templates, old)
     # written under the editions lock: never while a send is mailing (it reads each edition once, under it)
     with ledger.editions_lock(output, "build " + ", ".join(str(t[0]) for t in todo)):
         for q, digest, inputs, old in todo:

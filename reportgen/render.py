@@ -192,6 +192,7 @@ def render_pdf(html: str, root: Path, created: datetime, base_dir: Path | None =
     fetcher = workspace_fetcher(root)
     base = Path(base_dir or root).resolve().as_uri() + "/"
     try:
-        return HTML(string=html, base_url=base, url_fetcher=fetcher).write_pdf()
+        # tagged: headings, tables and figures are structure a screen reader can follow
+        return HTML(string=html, base_url=base, url_fetcher=fetcher).write_pdf(pdf_tags=True)
     except Exception as e:  # WeasyPrint raises many kinds; the user needs the step and the cause
         raise RenderError(f"PDF rendering failed: {type(e).__name__}: {e}") from None

@@ -68,9 +68,19 @@ def test_peer_stats_add_records_of_the_same_shape(runner, fmt):
     assert all(r["statistic"] in (None, "") for r in a)
     ranks = [r for r in extra if r["statistic"] == "rank" and r["value"] not in (None, "")]
     assert ranks and all(str(r["value"]).isdigit() for r in ranks)  # ranks are whole numbers
-    proxy = next(r for r in extra if r["group"] == "ev_makers" and r["metric"] == "selling_expense_ratio")
-    flags = proxy["flags"] if fmt == "json" else proxy["flags"].split(";")
-    assert "sga_proxy" in flags  # a statistic over SG&A proxies says so
+
+    def stat(metric, statistic):
+        return next(
+            r for r in extra if r["group"] == "ev_makers" and r["metric"] == metric and r["statistic"] == statistic
+        )
+
+    # a median never mixes definitions: NIO's, Li Auto's and XPeng's SG&A ratios count for the SG&A ratio, where
+    # they are three (a median), not for the selling-expense ratio, where SERES's alone is one (none)
+    selling, sga = stat("selling_expense_ratio", "median"), stat("sga_ratio", "median")
+    assert selling["value"] in (None, "")
+    assert float(sga["value"]) == pytest.approx(0.1186, abs=5e-4)
+    flags = sga["flags"] if fmt == "json" else sga["flags"].split(";")
+    assert "sga_proxy" not in flags
 
 
 def test_csv_flags_are_joined_with_semicolons(runner):

@@ -309,7 +309,7 @@ KEYS = {
     "data/companies.toml": ["alpha", "beta", "gamma", "name", "name_zh", "ticker", "currency", "reporting",
                             "fiscal_year_end", "policy_changes", "effective", "items", "id"],
     "data/labels.toml": ["labels", "overrides", "beta", "Revenue", "营业收入"],
-    "templates/findings.toml": ["headline", "position", "in_line", "and"],
+    "templates/findings.toml": ["headline_all", "clause", "peer_value", "in_line", "and", "headline"],
 }  # fmt: skip
 
 

@@ -88,6 +88,7 @@ COLUMNS = [
     "source_excerpt",
     "ref",
     "note",
+    "published",
 ]
 
 
@@ -137,8 +138,10 @@ def _report(row, vintage):
 
 # Research rows left out, with the reason (the row they would have competed with says so in its note).
 EXCLUDED_RESEARCH = {
-    ("tools/research/ashares.csv", 23): "Gree H1 研发费用 30.24亿 (an AI-written page; it reconciles with nothing): the "
-    "39.18亿 row's note names it.",
+    (
+        "tools/research/ashares.csv",
+        23,
+    ): "Gree H1 研发费用 30.24亿 (an AI-written page; it reconciles with nothing): the 39.18亿 row's note names it.",
 }
 # Confidence set here, with the reason, where later research contradicts or corroborates a figure.
 CONFIDENCE = {
@@ -189,6 +192,25 @@ def _add(rows: list[dict], new: dict) -> None:
     rows[rows.index(old)] = keep
 
 
+_REPORT = re.compile(r"(20\d\d) ?(Q[1-4]|H1|interim)")
+
+
+def _published(out: dict, path: Path) -> None:
+    """Each row's publication date: the date the company published the report its `report` field names (the
+    report of that period), from tools/research/published.csv; none where that report's date was not found."""
+    dates = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            dates.setdefault((row["company"], row["period"]), row["published"])
+    for company, rows in out.items():
+        for r in rows:
+            m = _REPORT.match(r.get("report", ""))
+            if not m:
+                continue
+            period = f"{m.group(1)}{'Q2' if m.group(2) in ('H1', 'interim') else m.group(2)}"
+            r["published"] = dates.get((company, period), "")
+
+
 def main(ref_dir):
     ref_dir = Path(ref_dir)
     out = {}
@@ -226,6 +248,7 @@ def main(ref_dir):
                     continue
                 company = row.pop("company")
                 _add(out.setdefault(company, []), {**row, "ref": f"{rel}:{line}"})
+    _published(out, here / "research" / "published.csv")
     for (company, period, basis, label), (confidence, note) in CONFIDENCE.items():
         for r in out[company]:
             if (r["period"], r["basis"], r["label"]) == (period, basis, label):

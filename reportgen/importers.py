@@ -60,7 +60,7 @@ PACKAGED_MAPS = Path(__file__).resolve().parent / "providers"
 #: an A-share ticker (000333.SZ) and a Hong Kong one (1810.HK)
 _A_SHARE = re.compile(r"^(\d{6})\.(SZ|SH|BJ)$", re.I)
 _HK = re.compile(r"^0*(\d{1,5})\.HK$", re.I)
-_DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})(?:[ T][0-9:.]+)?(?:\.0)?$")
+_DATE = re.compile(r"^(\d{4})[-/]?(\d{2})[-/]?(\d{2})(?:[ T][0-9:.]+)?(?:\.0)?$")
 _DATED_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:-\d+)?$")
 _EMPTY = ("", "nan", "none", "null", "--", "-")
 
@@ -334,8 +334,10 @@ def _plain(value: float | int) -> str:
 def _date(text: str, inp: Input, line: int | None, column: str, required: bool = True) -> date | None:
     """YYYYMMDD, YYYY-MM-DD (a time after it is ignored) or the same read back as a number (20250630.0)."""
     t = (text or "").strip()
-    if t.lower() in _EMPTY and not required:
-        return None
+    if t.lower() in _EMPTY:
+        if not required:
+            return None
+        raise DataError("empty; every row needs its date (YYYYMMDD or YYYY-MM-DD)", inp.shown, line, column)
     m = _DATE.match(t)
     try:
         if not m:
@@ -613,6 +615,8 @@ def _check_cik(doc: dict, text: str, company: Company, pmap: ProviderMap, inp: I
     """The file's CIK against the company's ticker (through the label map's [cik] table)."""
     line = _json_line(text, "cik")
     cik, name = doc.get("cik"), str(doc.get("entityName", "")).strip()
+    if cik is None:
+        raise DataError("no cik: SEC companyfacts name the filer by its number", inp.shown, line, "cik")
     try:
         cik = int(cik)
     except (TypeError, ValueError):
@@ -710,20 +714,13 @@ def resolve_versions(parsed: Parsed, inp: Input) -> list[Figure]:
 
 
 # -- figures -> rows ----------------------------------------------------------------------------------------------
-def _half_unit(text: str) -> float:
-    """Half the last printed digit of a value, in its own unit: 1111.72 -> 0.005, 9000007 -> 0.5."""
-    t = str(text).strip().translate(readers._WIDE).replace(",", "").lstrip("+-")
-    mantissa, _, exponent = t.lower().partition("e")
-    return 0.5 * 10.0 ** (int(exponent or 0) - len(mantissa.partition(".")[2]))
-
-
 def _agree(a: str, a_unit: str, b: str, b_unit: str, item: str) -> bool:
     """Whether two printed figures are the same figure: equal within the rounding of the less precise one (an
     expense compared as a magnitude, since sources print it with either sign)."""
     x, y = float(readers.parse_number(a)) * UNITS[a_unit], float(readers.parse_number(b)) * UNITS[b_unit]
     if item in EXPENSE_ITEMS:
         x, y = abs(x), abs(y)
-    slack = max(_half_unit(a) * UNITS[a_unit], _half_unit(b) * UNITS[b_unit])
+    slack = max(readers.printed_uncertainty(a) * UNITS[a_unit], readers.printed_uncertainty(b) * UNITS[b_unit])
     return abs(x - y) <= slack + 1e-12 * max(abs(x), abs(y))
 
 
@@ -790,10 +787,18 @@ def _read_existing(root: Path, company: Company, label_map, fx) -> Existing:
     data = path.read_bytes()
     rows = _check_rows(data, rel, company, label_map, fx)
     text = data.decode("utf-8-sig")
-    lines = text.splitlines(keepends=True)
+    lines = _physical_lines(text)
     header = next(csv.reader([lines[0]])) if lines else list(HEADER)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     return Existing(path, rel, lines, [h.strip() for h in header], data.startswith(b"\xef\xbb\xbf"), newline, rows)
+
+
+def _physical_lines(text: str) -> list[str]:
+    """The lines of a file as the CSV reader numbers them, each with its end: only \\n ends a line (str.splitlines
+    would also end one at a \\u2028 or \\x85 inside a quoted excerpt, and shift every later line)."""
+    lines = [ln + "\n" for ln in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
 
 
 def _check_rows(data: bytes, rel: str, company: Company, label_map, fx) -> dict[tuple, tuple]:
@@ -893,8 +898,9 @@ def import_file(root: Path, path: Path, company: str, fmt: str, *, dry_run: bool
     parsed = READERS[fmt](inp, c, pmap)
     figures = resolve_versions(parsed, inp)
     if not figures:
+        why = "; ".join(_left_out_lines(parsed))
         raise DataError(f"no figures to import: none of the labels in {' or '.join(pmap.files)} has a figure in "
-                        "this file", inp.shown)  # fmt: skip
+                        f"this file{f' (left out: {why})' if why else ''}", inp.shown)  # fmt: skip
     with _import_lock(root, c.id, dry_run):
         existing = _read_existing(root, c, label_map, fx)
         report = ImportReport(c.id, fmt, inp.shown, existing.rel, not existing.lines, dry_run=dry_run)
@@ -1066,7 +1072,7 @@ def _left_out_lines(parsed: Parsed) -> list[str]:
     if parsed.unmapped:
         names = sorted(parsed.unmapped)
         shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
-        out.append(f"{len(names)} labels the label map does not name: {shown}")
+        out.append(f"{len(names)} label{'s' if len(names) > 1 else ''} the label map does not name: {shown}")
     return out
 
 
@@ -1178,7 +1184,7 @@ def _fetch_format(provider: str, company: Company) -> str:
         return "sec-companyfacts"
     listed = "A-shares (000333.SZ) and Hong Kong stocks (1810.HK)" if provider == "akshare" else "A-shares"
     raise FetchError(f"{provider} fetches {listed} here; {company.id}'s ticker is {company.ticker} "
-                     f"({company.exchange}){'; try --provider sec' if provider != 'sec' else ''}",
+                     f"({company.exchange}); try --provider {'akshare' if _HK.match(ticker) else 'sec'}",
                      "data/companies.toml", company.line, "ticker")  # fmt: skip
 
 
@@ -1187,16 +1193,18 @@ def _download(provider: str, fmt: str, company: Company, pmap: ProviderMap, env)
         cik = pmap.cik.get(company.ticker.strip().upper())
         if cik is None:
             raise FetchError(f"no CIK for {company.id}'s ticker {company.ticker} in {' or '.join(pmap.files)}; add "
-                             f"\"{company.ticker}\" = <CIK> under [cik] in data/providers/sec-companyfacts.toml (SEC's "
-                             "company search shows it)", None, None, "cik")  # fmt: skip
+                             f"\"{company.ticker}\" = <CIK> under [cik] in data/providers/sec-companyfacts.toml if the "
+                             "company files with the SEC (EDGAR's company search shows it)", None, None,
+                             "cik")  # fmt: skip
         from . import __version__
 
         agent = env.get("REPORTGEN_SEC_USER_AGENT") or f"reportgen/{__version__} {env.get('REPORTGEN_MAIL_FROM', '')}"
         return Download(provider, fmt, company.id, f"{cik:010d}", pmap.url(cik=f"{cik:010d}"), "", agent.strip())
-    symbol = {"akshare-sina": _sina_symbol(company), "akshare-hk": f"{int(_ticker_code(company.ticker)):05d}"}.get(
-        fmt, company.ticker.strip().upper()
-    )
-    shown = f"{symbol}.HK" if fmt == "akshare-hk" else symbol
+    if fmt == "akshare-hk":
+        symbol = f"{int(_ticker_code(company.ticker)):05d}"  # 1810.HK -> 01810
+        shown = f"{symbol}.HK"
+    else:
+        symbol = shown = _sina_symbol(company) if fmt == "akshare-sina" else company.ticker.strip().upper()
     token = env.get("REPORTGEN_TUSHARE_TOKEN", "").strip() if provider == "tushare" else ""
     return Download(provider, fmt, company.id, symbol, pmap.url(shown), token)
 
@@ -1231,11 +1239,17 @@ def default_call(dl: Download):
 
 
 def _reachable(url: str) -> None:
-    """Fail at once, not after a library's retries, when the provider's host cannot be reached."""
+    """Fail at once, not after a library's retries, when the provider's host (or the proxy the environment names for
+    it, which the libraries use) cannot be reached."""
     from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
 
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = getproxies().get(parts.scheme)
+    if proxy and not proxy_bypass(host):
+        via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = via.hostname or host, via.port or 80
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as e:

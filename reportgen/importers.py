@@ -442,7 +442,7 @@ def read_hk(inp: Input, company: Company, pmap: ProviderMap) -> Parsed:
             raise DataError(f"{col} {ident} is not {company.id}'s ticker {company.ticker} (data/companies.toml)",
                             inp.shown, line, col)  # fmt: skip
         fy = r.get("FISCAL_YEAR", "").strip()
-        if re.fullmatch(r"\d{2}-\d{2}", fy) and int(fy[:2]) != company.fiscal_year_end:
+        if re.fullmatch(r"\d{2}-?\d{2}", fy) and int(fy[:2]) != company.fiscal_year_end:  # "12-31" (or "1231")
             raise DataError(f"FISCAL_YEAR {fy}: the fiscal year ends in month {int(fy[:2])}, but data/companies.toml "
                             f"gives {company.id} fiscal_year_end = {company.fiscal_year_end}", inp.shown, line,
                             "FISCAL_YEAR")  # fmt: skip
@@ -663,7 +663,8 @@ def _sec_fact(fact, where: str, key: str, m: Mapping, company: Company, inp: Inp
     excerpt = f"{key} {start}..{end} val {val} ({form} accn {accn}, filed {filed}" + (
         f", frame {fact['frame']})" if fact.get("frame") else ")"
     )
-    note = f"{form} filed {filed} (accn {accn}, fy {fact.get('fy')} {fact.get('fp')})"
+    period = " ".join(str(fact[k]) for k in ("fy", "fp") if fact.get(k) is not None)  # SEC may give null for either
+    note = f"{form} filed {filed} (accn {accn}" + (f", fy {period})" if period else ")")
     return Figure(
         q, basis, m.item, key, _plain(val), None, excerpt, filed, m.priority, (filed, accn), note, anchor=anchor
     )
@@ -1221,16 +1222,20 @@ def default_call(dl: Download):
                          f"download the file yourself and use reportgen import") from None  # fmt: skip
     _reachable(dl.url)
     try:
-        with _socket_timeout(60):
+        with _socket_timeout(60), _requests_timeout(60):
+            # the calls as akshare 1.19.5 and tushare 1.4.29 define them (tests/data/importers/FORMATS.md)
             if dl.format == "akshare-sina":
                 return lib.stock_financial_report_sina(stock=dl.symbol, symbol="利润表")
             if dl.format == "akshare-hk":
                 return lib.stock_financial_hk_report_em(stock=dl.symbol, symbol="利润表", indicator="报告期")
             import pandas as pd
 
-            pro = lib.pro_api(dl.token)
+            # DataApi.query posts the keywords as the API's params; each report_type is a request of its own
+            pro = lib.pro_api(dl.token)  # its requests.post has a timeout of its own (30 s)
             frames = [pro.income(ts_code=dl.symbol, report_type=t) for t in ("1", "4", "5")]
-            return pd.concat([f for f in frames if f is not None and len(f)], ignore_index=True)
+            found = [f for f in frames if f is not None and len(f)]
+            # no rows at all: the (empty) frame itself, which is reported as such
+            return pd.concat(found, ignore_index=True) if found else frames[0]
     except OSError as e:
         raise FetchError(f"no network: {name} could not reach {dl.url} ({e}); nothing was imported") from None
     except Exception as e:  # a library's own failures (format changed, refused token) come in many kinds
@@ -1267,6 +1272,32 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(old)
 
 
+@contextmanager
+def _requests_timeout(seconds: float):
+    """A timeout for the `requests` calls a library makes without one, for the duration of the call.
+
+    AKShare calls `requests.get(url, params=params)` with no timeout; requests then hands `timeout=None` down to the
+    socket, which waits for ever (socket.setdefaulttimeout does not apply), so a provider that accepts the
+    connection and never answers would hang `fetch`. Calls that pass their own timeout keep it."""
+    try:
+        from requests import sessions
+    except ImportError:  # the library does not use requests
+        yield
+        return
+    original = sessions.Session.request
+
+    def request(self, method, url, *args, **kwargs):
+        if len(args) < 7 and kwargs.get("timeout") is None:  # (positionally, timeout follows url and 6 others)
+            kwargs["timeout"] = seconds
+        return original(self, method, url, *args, **kwargs)
+
+    sessions.Session.request = request
+    try:
+        yield
+    finally:
+        sessions.Session.request = original
+
+
 def _get_sec(dl: Download) -> bytes:
     """GET the companyfacts JSON with the User-Agent SEC asks for."""
     import urllib.error
@@ -1301,8 +1332,11 @@ def _raw_bytes(payload, dl: Download) -> tuple[bytes, str]:
         return json.dumps(payload, ensure_ascii=False, indent=1).encode("utf-8"), ".json"
     if hasattr(payload, "to_csv"):
         if len(payload) == 0:
+            also = ""
+            if dl.provider == "tushare":  # its client (DataApi.query) answers an HTTP error with an empty frame too
+                also = "; or Tushare's server failed (its client then returns no rows): try again later"
             raise FetchError(f"{dl.provider} returned no rows for {dl.symbol}: is the ticker in data/companies.toml "
-                             "right?", "data/companies.toml", None, "ticker")  # fmt: skip
+                             f"right?{also}", "data/companies.toml", None, "ticker")  # fmt: skip
         return payload.to_csv().encode("utf-8"), ".csv"
     raise FetchError(f"the download of {dl.symbol} returned {type(payload).__name__}, not a frame or JSON")
 

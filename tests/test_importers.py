@@ -367,7 +367,7 @@ def bad_cases(tmp: Path) -> list[tuple[str, Path, str, str, str]]:
         return p
 
     sina_text = sina.read_text(encoding="utf-8")
-    unclosed = made("unclosed.csv", sina_text.replace(",定期报告,否,20250829", ',"定期报告,否,20250829', 1))
+    unclosed = made("unclosed.csv", sina_text.replace(",定期报告,未审计,20250829", ',"定期报告,未审计,20250829', 1))
     not_number = made("not_number.csv", sina_text.replace("251123714000.0", "2511亿", 1))
     mid_quarter = made("mid_quarter.csv", sina_text.replace(",20250630,", ",20250615,", 1))
     parent = made("parent.csv", sina_text.replace("CNY,合并期末,2025-08-29", "CNY,母公司期末,2025-08-29", 1))
@@ -589,6 +589,121 @@ def test_fetch_dry_run_writes_nothing(tmp_path):
     report = importers.fetch(ws, "midea", "akshare", dry_run=True, call=lambda d: saved_frame("akshare_sina_midea.csv"))
     assert len(report.added) == 45 and report.lines()[-1] == "dry run: nothing written"
     assert not (ws / "data" / "raw").exists() and not fin(ws, "midea").exists()
+
+
+# The libraries' own functions, as akshare 1.19.5 and tushare 1.4.29 define them (signatures copied from their source,
+# see tests/data/importers/FORMATS.md): each stands in for the download, so `fetch` calls them exactly as it calls the
+# real ones and a wrong argument name fails as it would there.
+def stand_in_akshare(calls: list, frame) -> types.ModuleType:
+    mod = types.ModuleType("akshare")
+
+    def stock_financial_report_sina(stock: str = "sh600600", symbol: str = "资产负债表"):
+        calls.append(("stock_financial_report_sina", {"stock": stock, "symbol": symbol}))
+        return frame
+
+    def stock_financial_hk_report_em(stock: str = "00700", symbol: str = "资产负债表", indicator: str = "年度"):
+        calls.append(("stock_financial_hk_report_em", {"stock": stock, "symbol": symbol, "indicator": indicator}))
+        return frame
+
+    mod.stock_financial_report_sina = stock_financial_report_sina
+    mod.stock_financial_hk_report_em = stock_financial_hk_report_em
+    return mod
+
+
+def stand_in_tushare(calls: list, frame) -> types.ModuleType:
+    """tushare.pro_api -> DataApi, whose every attribute is query(api_name, fields='', **params): the keywords are
+    posted as the API's params and the server's rows come back (here: the frame's rows of the report_type asked)."""
+    import functools
+
+    mod = types.ModuleType("tushare")
+
+    class DataApi:
+        def __init__(self, token, timeout=30):
+            self.token = token
+
+        def query(self, api_name, fields="", **kwargs):
+            calls.append((api_name, fields, kwargs))
+            return frame[frame["report_type"] == kwargs.get("report_type", "1")].reset_index(drop=True)
+
+        def __getattr__(self, name):
+            return functools.partial(self.query, name)
+
+    def pro_api(token="", timeout=30):
+        return DataApi(token=token, timeout=timeout)
+
+    mod.pro_api = pro_api
+    return mod
+
+
+@pytest.fixture
+def listening(monkeypatch):
+    """A local port that accepts connections, for the reachability check before a library is called."""
+    import socket
+
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(var, "*")
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        yield srv.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("company", "provider", "fixture", "fmt", "expected"),
+    [
+        ("midea", "akshare", "akshare_sina_midea.csv", "akshare-sina",
+         [("stock_financial_report_sina", {"stock": "sz000333", "symbol": "利润表"})]),
+        ("xiaomi", "akshare", "akshare_hk_xiaomi.csv", "akshare-hk",
+         [("stock_financial_hk_report_em", {"stock": "01810", "symbol": "利润表", "indicator": "报告期"})]),
+        ("midea", "tushare", "tushare_income_midea.csv", "tushare-income",
+         [("income", "", {"ts_code": "000333.SZ", "report_type": t}) for t in ("1", "4", "5")]),
+    ],
+)  # fmt: skip
+def test_fetch_calls_the_library_as_its_functions_are_defined(
+    tmp_path, monkeypatch, listening, company, provider, fixture, fmt, expected
+):
+    calls: list = []
+    frame = saved_frame(fixture)
+    stand_in = stand_in_akshare if provider == "akshare" else stand_in_tushare
+    monkeypatch.setitem(sys.modules, provider, stand_in(calls, frame))
+    ws = workspace(tmp_path, without=company)
+    (ws / "data" / "providers").mkdir(exist_ok=True)
+    (ws / "data" / "providers" / f"{fmt}.toml").write_text(
+        f'[provider]\nendpoint = "http://127.0.0.1:{listening}/{{symbol}}"\n', encoding="utf-8"
+    )
+    report = importers.fetch(ws, company, provider, env={"REPORTGEN_TUSHARE_TOKEN": "t0ken"})
+    assert calls == expected
+    assert report.added and not report.conflicts
+    assert (ws / report.raw).read_bytes() == frame.to_csv().encode("utf-8")  # every report_type's rows, in order
+
+
+def test_fetch_from_tushare_without_rows_says_so(runner, tmp_path, monkeypatch, listening):
+    calls: list = []
+    frame = saved_frame("tushare_income_midea.csv").iloc[0:0]  # the server's fields, no rows for any report_type
+    monkeypatch.setitem(sys.modules, "tushare", stand_in_tushare(calls, frame))
+    ws = workspace(tmp_path)
+    (ws / "data" / "providers").mkdir(exist_ok=True)
+    (ws / "data" / "providers" / "tushare-income.toml").write_text(
+        f'[provider]\nendpoint = "http://127.0.0.1:{listening}/income"\n', encoding="utf-8"
+    )
+    res = runner.invoke(cli, ["-C", str(ws), "fetch", "--company", "midea", "--provider", "tushare"],
+                        env={"REPORTGEN_TUSHARE_TOKEN": "t0ken"})  # fmt: skip
+    assert res.exit_code == 1 and len(calls) == 3
+    assert res.stderr.splitlines()[-1] == (
+        "Error: data/companies.toml: ticker: tushare returned no rows for 000333.SZ: is the ticker in "
+        "data/companies.toml right?; or Tushare's server failed (its client then returns no rows): try again later"
+    )
+    assert not (ws / "data" / "raw").exists()
+
+
+def test_a_library_s_requests_without_a_timeout_get_one(listening):
+    """AKShare calls requests.get without a timeout, which waits for ever on a provider that never answers."""
+    requests = pytest.importorskip("requests")  # installed with the fetch extra
+    url = f"http://127.0.0.1:{listening}/"  # accepts the connection, never answers
+    original = requests.sessions.Session.request
+    start = time.monotonic()
+    with pytest.raises(requests.exceptions.ReadTimeout), importers._requests_timeout(0.5):
+        requests.get(url)
+    assert time.monotonic() - start < 5
+    assert requests.sessions.Session.request is original
 
 
 @pytest.mark.parametrize("library", ["akshare", "tushare"])

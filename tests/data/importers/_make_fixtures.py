@@ -184,8 +184,9 @@ def sina_payload(figures: dict[str, dict[str, Decimal]], published: dict[str, st
             "data": [
                 {"item_title": t, "item_value": None if t not in values else f"{values[t]:.6f}"} for t in SINA_TITLES
             ],
+            # as Sina writes them (seen in a real answer: 定期报告, 未审计; 已审计 for an audited report)
             "data_source": "定期报告",
-            "is_audit": "是" if date.endswith("1231") else "否",
+            "is_audit": "已审计" if date.endswith("1231") else "未审计",
             "publish_date": published[date],
             "rCurrency": "CNY",
             "rType": "合并期末",

@@ -10,7 +10,7 @@ basis, one section per peer group, the section metric against growth, methodolog
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from urllib.parse import urlparse
 
@@ -54,6 +54,9 @@ class Facts:
     def __post_init__(self):
         s = self.settings = self.ctx.settings
         self.companies = self.ctx.data.companies
+        lang = self.text.lang
+        #: the peer groups with their labels in this language
+        self.groups = [replace(g, label=g.label_in(lang)) for g in s.groups]
         self.subject = s.subject
         fq = self.companies[s.subject].fiscal_quarter(self.quarter)
         self.bases = [QUARTER] + ([YTD] if fq > 1 and YTD in self.tables else [])
@@ -73,14 +76,16 @@ class Facts:
 
     # -- small helpers shared by the parts -----------------------------------------------------------------------
     def name(self, cid: str) -> str:
-        return self.companies[cid].name
+        """A company's name in this language (a Chinese edition uses the Chinese names)."""
+        c = self.companies[cid]
+        return (c.name_zh or c.name) if self.text.lang == "zh-CN" else c.name
 
     def person(self, cid: str) -> dict:
         c = self.companies[cid]
         return {
             "id": cid,
-            "name": c.name,
-            "name_zh": c.name_zh,
+            "name": self.name(cid),
+            "name_zh": c.name_zh if self.text.lang != "zh-CN" else "",  # beside the English name only
             "ticker": c.ticker,
             "standard": c.standard,
             "reported": self.reported[cid],
@@ -161,7 +166,7 @@ def _findings(f: Facts):
         views,
         f.subject,
         names,
-        f.settings.groups,
+        f.groups,
         metrics,
         f.settings.slightly_pp,
         t.templates(DEFAULT_TEMPLATES, f.templates),
@@ -169,7 +174,7 @@ def _findings(f: Facts):
         fmt=t.fmt,
         section_metric=f.section_metric.id,
         no_figures=f.no_figures,
-        quarter=str(f.quarter),
+        quarter=t.quarter(f.quarter),
     )
 
 
@@ -272,10 +277,10 @@ def _dek(f: Facts, found) -> str:
 
 def _takeaways(f: Facts, found, basis: str) -> list[str]:
     """The gap to each group's median, the change from a year ago, and the main caveat."""
-    t, s, sm = f.text, f.settings, f.section_metric
+    t, sm = f.text, f.section_metric
     _ = t.gettext
     gaps = []
-    for g in s.groups:
+    for g in f.groups:
         st = f.stat[basis][(g.id, sm.id)]
         mine = f.by[basis][(f.subject, sm.id)]
         metric, own = sm, mine
@@ -311,7 +316,7 @@ def _takeaways(f: Facts, found, basis: str) -> list[str]:
                 subject=f.name(f.subject),
                 metric=_(sm.phrase or sm.label),
                 prior=t.fmt(prior.value, sm.unit, prior.uncertainty),
-                prior_q=f.quarter.shift(-4),
+                prior_q=t.quarter(f.quarter.shift(-4)),
                 now=f.shown(now, sm.unit),
                 change=t.fmt(change.value, "pp", change.uncertainty),
             )
@@ -368,7 +373,12 @@ def _as_of(f: Facts) -> dict:
         (q for q in (f.ctx.norm.latest.get(c) for c in f.settings.companies) if q and q <= f.quarter),
         default=f.quarter,
     )
-    return {"published": latest, "period_end": _period_end(ends).isoformat(), "edition": f.edition_date.isoformat()}
+    t = f.text
+    return {
+        "published": t.date(date.fromisoformat(latest)) if latest else "",
+        "period_end": t.date(_period_end(ends)),
+        "edition": t.date(f.edition_date),
+    }
 
 
 def _source_line(f: Facts) -> str:
@@ -448,7 +458,12 @@ def changes(f: Facts, found, snap: dict) -> dict:
             )
     if not items:  # nothing a reader sees changed: the replaced edition's box stays as it was
         return prev.get("changes_box") or {"items": [], "since": ""}
-    return {"items": items, "since": prev.get("edition_date", "")}
+    since = prev.get("edition_date", "")
+    try:
+        since = t.date(date.fromisoformat(since))
+    except (TypeError, ValueError):
+        pass
+    return {"items": items, "since": since}
 
 
 # -- the findings, the scorecards, the sections --------------------------------------------------------------------
@@ -481,7 +496,7 @@ def scorecards(f: Facts) -> dict:
             return {**f.person(cid), "cells": cells}
 
         groups = []
-        for g in s.groups:
+        for g in f.groups:
             medians, ranks = [], []
             for m in shown:
                 st = f.stat[b][(g.id, m.id)]
@@ -662,12 +677,12 @@ def _group_median(f: Facts, g, basis: str) -> tuple[float | None, str]:
 
 def scatter(f: Facts) -> dict:
     """The section metric against revenue growth, for every company with both, coloured by peer group."""
-    t, s, sm = f.text, f.settings, f.section_metric
+    t, sm = f.text, f.section_metric
     _ = t.gettext
     basis = f.page_one_basis()
     by = f.by[basis]
     points, left_out = [], []
-    for gi, g in enumerate([None, *s.groups]):
+    for gi, g in enumerate([None, *f.groups]):
         members = [f.subject] if g is None else list(g.members)
         for c in members:
             x, y = by[(c, "revenue_yoy")], by[(c, sm.id)]
@@ -681,7 +696,7 @@ def scatter(f: Facts) -> dict:
     label = _(sm.label)
     chart = charts.scatter(
         points,
-        [g.label for g in s.groups],
+        [g.label for g in f.groups],
         _("{metric} against revenue growth, {period}").format(metric=label, period=f.period[basis]),
         _("Each company with both figures; colour: peer group"),
         _("Revenue growth, year on year"),
@@ -764,7 +779,7 @@ def sources(f: Facts) -> dict:
                     "mark": {"low": "l", "medium": "m"}.get(worst, ""),
                 }
             )
-        out.append({"company": f.name(cid), "name_zh": f.companies[cid].name_zh, "documents": entries})
+        out.append({"company": f.name(cid), "name_zh": f.person(cid)["name_zh"], "documents": entries})
     return {"sources": out, "sources_key": f.key("lm")}
 
 
@@ -772,23 +787,24 @@ def assemble(f: Facts) -> dict:
     """Everything the template shows."""
     found = _findings(f)
     snap = snapshot(f, found)
+    words = f.settings.words(f.text.lang)
     b = {
-        "title": f.text.gettext(f.settings.title).format(subject=f.name(f.subject), quarter=f.quarter),
+        "title": f.text.gettext(words["title"]).format(subject=f.name(f.subject), quarter=f.text.quarter(f.quarter)),
         "subject": f.person(f.subject),
-        "author": f.settings.author,
-        "quarter": str(f.quarter),
-        "edition_date": f.edition_date.isoformat(),
-        "confidentiality": f.settings.confidentiality,
-        "groups": [
-            {"id": g.id, "label": g.label, "members": [f.person(c) for c in g.members]} for g in f.settings.groups
-        ],
+        "author": f.text.gettext(words["author"]),
+        "quarter": f.text.quarter(f.quarter),
+        "quarter_id": str(f.quarter),
+        "edition_date": f.text.date(f.edition_date),
+        "html_lang": f.text.html_lang,
+        "confidentiality": f.text.gettext(words["confidentiality"]),
+        "groups": [{"id": g.id, "label": g.label, "members": [f.person(c) for c in g.members]} for g in f.groups],
         "not_reported": f.not_reported,
         "periods": [{"basis": b, "label": f.period[b], "short": f.period_short[b]} for b in f.bases],
         **answer(f, found),
         "changes": changes(f, found, snap),
         **key_findings(f, found),
         **scorecards(f),
-        "sections": [section(f, g, i) for i, g in enumerate(f.settings.groups)],
+        "sections": [section(f, g, i) for i, g in enumerate(f.groups)],
         **scatter(f),
         **methodology(f),
         **sources(f),

@@ -50,8 +50,10 @@ def load_parcel(edition_dir: Path, manifest: dict, list_name: str, attach: Seque
     edition_dir = Path(edition_dir)
     listed = manifest.get("files", {}) if isinstance(manifest.get("files"), dict) else {}
     out = []
+    names = manifest.get("names") if isinstance(manifest.get("names"), dict) else {}
     for kind in attach:
         name, ctype = ATTACHMENTS[kind]
+        name = names.get(kind, name)  # a briefing in one of several languages: briefing.zh-CN.pdf
         path = edition_dir / name
         if path.is_symlink() or not path.is_file():
             raise DeliveryError(f"the edition has no {name}; rebuild it", str(edition_dir), field=f"attach {kind}")
@@ -143,7 +145,8 @@ class DeliveryReport:
     def summary(self) -> str:
         """One line for people, e.g. `3 sent, 1 already had it, 1 failed: a@b.c (550 5.1.1 No such user)`."""
         if self.outbox is not None:
-            parts = [f"dry run: {len(self.written)} written to {self.outbox}"]
+            n = len(self.written)
+            parts = [f"dry run: {n} {'message' if n == 1 else 'messages'} written to {self.outbox}"]
         elif self.test:
             parts = [f"test copy sent to {self.sent[0]}" if self.sent else "test copy not sent"]
         else:
@@ -153,7 +156,12 @@ class DeliveryReport:
         if self.failed:
             parts.append(
                 f"{len(self.failed)} failed: "
-                + "; ".join(f"{f.recipient} ({f.code or 'no reply'} {f.reply})".replace(" )", ")") for f in self.failed)
+                + "; ".join(
+                    f"{f.recipient} ({f.code} {f.reply})".replace(" )", ")")
+                    if f.code
+                    else f"{f.recipient} (no reply: {f.reply})".replace(": )", ")")
+                    for f in self.failed
+                )
             )
         if self.in_doubt:
             parts.append(
@@ -198,11 +206,12 @@ def send_list(
     report.skipped = [r for r in recipients if r in done and r not in todo]
     report.in_doubt = [r for r in recipients if r in doubt and r not in done and r not in todo]
     log.info(
-        "%s: edition %s %s, %d recipients, %d already have it, %d in doubt, %d to send",
+        "%s: edition %s %s, %d %s, %d already have it, %d in doubt, %d to send",
         name,
         quarter,
         edition,
         len(recipients),
+        "recipient" if len(recipients) == 1 else "recipients",
         len(report.skipped),
         len(report.in_doubt),
         len(todo),

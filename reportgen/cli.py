@@ -56,6 +56,23 @@ class QuarterRangeType(click.ParamType):
         return quarters
 
 
+class LanguagesType(click.ParamType):
+    """One language or several, comma-separated: en, zh-CN, zh-CN,en."""
+
+    name = "LANG[,LANG]"
+
+    def convert(self, value, param, ctx):
+        from .i18n import LANGUAGES
+
+        if isinstance(value, tuple):
+            return value
+        langs = tuple(dict.fromkeys(x.strip() for x in str(value).split(",") if x.strip()))
+        unknown = [x for x in langs if x not in LANGUAGES]
+        if not langs or unknown:
+            self.fail(f"{value!r}: choose from {', '.join(LANGUAGES)} (several: zh-CN,en)", param, ctx)
+        return langs
+
+
 class ReportgenGroup(click.Group):
     """Turns a ReportgenError into `Error: FILE:LINE: field: message` and exit status 1 (or a traceback
     with --debug)."""
@@ -77,7 +94,38 @@ class ReportgenGroup(click.Group):
 
 
 def workspace_of(ctx) -> Path:
-    return ctx.obj["workspace"]
+    """The workspace a command works in, found as git finds its repository: the folder given with -C (or
+    REPORTGEN_WORKSPACE), else the current folder or the nearest one above it that has reportgen.toml. Said
+    plainly when there is none."""
+    from .config import CONFIG_NAME
+    from .errors import ConfigError
+
+    obj = ctx.find_root().obj
+    if obj.get("resolved") is not None:
+        return obj["resolved"]
+    given = obj.get("workspace")
+    if given is not None:
+        root = Path(given)
+        if not root.is_dir():
+            raise ConfigError("no such folder; -C (or REPORTGEN_WORKSPACE) must name a workspace folder", str(root))
+        if not (root / CONFIG_NAME).is_file():
+            raise ConfigError(
+                f"not a reportgen workspace (no {CONFIG_NAME} in it); run `reportgen init {root}` to make one",
+                str(root),
+            )
+    else:
+        here = Path.cwd()
+        root = next((d for d in (here, *here.parents) if (d / CONFIG_NAME).is_file()), None)
+        if root is None:
+            raise ConfigError(
+                f"no reportgen workspace here or in any folder above (no {CONFIG_NAME}); pass -C DIR, or run "
+                "`reportgen init DIR` to make one",
+                str(here),
+            )
+        if root != here:
+            log.info("workspace: %s", root)
+    obj["resolved"] = root
+    return root
 
 
 @click.group(cls=ReportgenGroup, context_settings=CONTEXT_SETTINGS)
@@ -85,10 +133,9 @@ def workspace_of(ctx) -> Path:
     "-C",
     "--workspace",
     type=click.Path(file_okay=False, path_type=Path),
-    default=".",
-    show_default=True,
+    default=None,
     envvar="REPORTGEN_WORKSPACE",
-    help="Workspace folder (has reportgen.toml).",
+    help="Workspace folder (has reportgen.toml). Default: the current folder or the nearest one above it with one.",
 )
 @click.option("--debug", is_flag=True, help="Show Python tracebacks instead of short messages.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
@@ -103,7 +150,7 @@ def cli(ctx, workspace, debug, quiet):
         reportgen metrics --quarter 2025Q2 --format json
     """
     ctx.ensure_object(dict)
-    ctx.obj.update(workspace=workspace, debug=debug)
+    ctx.obj.update(workspace=workspace, debug=debug, quiet=quiet)
     _configure_logging(quiet)
 
 
@@ -127,6 +174,28 @@ def _configure_logging(quiet: bool) -> None:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     # WeasyPrint warns about every SVG presentation property inside inline charts; they render fine.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+
+
+class _progress_bar:
+    """`with _progress_bar(ctx, label) as on_rendered:` a progress bar on stderr while editions render in parallel
+    (one step per edition and language), shown only on a terminal and never with -q."""
+
+    def __init__(self, ctx, label: str):
+        self.show = not ctx.find_root().obj.get("quiet") and sys.stderr.isatty()
+        self.label, self.bar = label, None
+
+    def __enter__(self):
+        return self.step if self.show else None
+
+    def step(self, quarter, lang, total) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(1, f"{quarter} {lang}")
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 def quarter_option(required=True):
@@ -252,8 +321,15 @@ def validate(ctx):
     help="Edition date (default: SOURCE_DATE_EPOCH's date, else today).",
 )
 @click.option("--force", is_flag=True, help="Rebuild even when nothing changed since the last build.")
+@click.option(
+    "--lang",
+    "languages",
+    type=LanguagesType(),
+    default=None,
+    help="Languages of the briefing: en, zh-CN or both (zh-CN,en) (default: the report's and the mailing lists').",
+)
 @click.pass_context
-def build(ctx, quarters, edition_date, force):
+def build(ctx, quarters, edition_date, force, languages):
     """Build output/<quarter>/: the HTML and PDF briefing, metrics CSV and XLSX, manifest.json.
 
     An edition whose inputs and files are unchanged since its build is left as it is (--force rebuilds it).
@@ -266,11 +342,19 @@ def build(ctx, quarters, edition_date, force):
     from . import pipeline
 
     quarters = [_resolve(ctx, q) for q in quarters]
-    editions = pipeline.build(
-        workspace_of(ctx), quarters, edition_date.date() if edition_date else None, progress=log.info, force=force
-    )
+    with _progress_bar(ctx, "rendering") as on_rendered:
+        editions = pipeline.build(
+            workspace_of(ctx),
+            quarters,
+            edition_date.date() if edition_date else None,
+            progress=log.info,
+            force=force,
+            languages=languages,
+            on_rendered=on_rendered,
+        )
     for e in editions:
-        click.echo(str(e.path / "briefing.pdf"))
+        for names in pipeline.briefing_names(pipeline.languages_of(e.manifest)).values():
+            click.echo(str(e.path / names["pdf"]))
 
 
 @cli.command()
@@ -349,8 +433,9 @@ def schedule(ctx, mode, count):
         except (KeyboardInterrupt, SystemExit):
             log.info("schedule stopped")
     else:
-        for t in sched.next_runs(spec, datetime.now(), count):
-            click.echo(t.isoformat(sep=" ", timespec="minutes"))
+        # in the machine's time zone, said: cron and systemd run by it
+        for t in sched.next_runs(spec, datetime.now().astimezone(), count):
+            click.echo(f"{t:%Y-%m-%d %H:%M} {t.tzname() or t.strftime('%z')} (UTC{t:%z})")
 
 
 @cli.command("run")
@@ -407,12 +492,43 @@ def send(ctx, quarter, list_name, dry_run, resend, resend_to, test_to):
     from .errors import DeliveryError
 
     quarter = _resolve(ctx, quarter)
-    reports = pipeline.send(workspace_of(ctx), quarter, list_name, dry_run, resend, test_to, resend_to=resend_to)
+    reports = pipeline.send(
+        workspace_of(ctx), quarter, list_name, dry_run, resend, test_to, progress=log.info, resend_to=resend_to
+    )
     for r in reports:
         click.echo(f"{r.list_name}: {r.summary()}")
     failed = [r for r in reports if not r.ok]
+    if failed and test_to:
+        raise DeliveryError(
+            f"the preview to {test_to} was not delivered; `reportgen send --quarter {quarter} --test-to {test_to}` "
+            "tries again (a plain `send` would mail the whole list)"
+        )
     if failed:
         raise DeliveryError("not everything was delivered; `reportgen send` again delivers only what is missing")
+
+
+@cli.command()
+@quarter_option()
+@click.option("--by", default=None, help="Who approves (default: your user name).")
+@click.pass_context
+def approve(ctx, quarter, by):
+    """Approve the built edition of a quarter for the mailing lists (with require_approval = true under [mail]).
+
+    The next `reportgen run`, or a `reportgen send`, then mails it. A rebuilt edition whose text changed needs
+    approval again. `reportgen history` shows who approved which edition and when.
+
+    \b
+    Example:
+        reportgen approve --quarter 2025Q2
+    """
+    import getpass
+
+    from . import pipeline
+
+    quarter = _resolve(ctx, quarter)
+    who = by or getpass.getuser()
+    manifest = pipeline.approve(workspace_of(ctx), quarter, who, progress=log.info)
+    click.echo(f"{quarter} {manifest['edition']} approved by {who}")
 
 
 @cli.command()
@@ -432,9 +548,59 @@ def history(ctx):
         return
     for r in rows:
         what = f"{r['list']} -> {r['recipient']}" if r["kind"] in ("mail", "test") else ""
+        what = f"by {r['recipient']}" if r["kind"] == "approve" else what
         reply = f" ({' '.join(str(x) for x in (r['code'], r['reply']) if x)})" if r["status"] == "failed" else ""
-        line = f"{r['at']}  {r['kind']:<5}  {r['quarter']}  {r['edition']}  {r['status']:<9}  {what}{reply}"
+        line = f"{r['at']}  {r['kind']:<7}  {r['quarter']}  {r['edition']}  {r['status']:<9}  {what}{reply}"
         click.echo(line.rstrip())
+
+
+@cli.command("open")
+@quarter_option()
+@click.option("--lang", "language", default=None, help="The briefing in this language, where there are several.")
+@click.pass_context
+def open_cmd(ctx, quarter, language):
+    """Open the quarter's PDF briefing with the system's viewer (or print its path where there is none).
+
+    \b
+    Example:
+        reportgen open --quarter 2025Q2
+    """
+    import os
+    import shutil as _shutil
+    import subprocess
+
+    from . import ledger, pipeline
+    from .errors import ReportgenError as _Error
+
+    quarter = _resolve(ctx, quarter)
+    folder = workspace_of(ctx) / "output" / str(quarter)
+    manifest = ledger.read_manifest(folder)
+    if manifest is None:
+        raise _Error(f"{quarter} has not been built; `reportgen build --quarter {quarter}` first", str(folder))
+    names = pipeline.briefing_names(pipeline.languages_of(manifest))
+    from .config import load_settings
+
+    preferred = load_settings(workspace_of(ctx)).language
+    lang = language or (preferred if preferred in names else next(iter(names)))
+    if lang not in names:
+        raise _Error(f"no briefing in {lang}; this edition has {', '.join(names)}", str(folder), field="--lang")
+    pdf = (folder / names[lang]["pdf"]).resolve()
+    if not pdf.is_file():
+        raise _Error("the PDF is missing; rebuild the edition with --force", str(pdf))
+    viewer = None
+    if sys.platform == "darwin":
+        viewer = _shutil.which("open")
+    elif sys.platform.startswith("linux") and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        viewer = _shutil.which("xdg-open")
+    if sys.platform == "win32":
+        os.startfile(pdf)  # noqa: S606 (the system's viewer for a file reportgen wrote)
+        return
+    if viewer is None:
+        click.echo(str(pdf))
+        log.info("no viewer to open it with here (no display); the path is above")
+        return
+    subprocess.Popen([viewer, str(pdf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    click.echo(str(pdf))
 
 
 IMPORT_FORMATS = ("akshare-sina", "akshare-hk", "tushare-income", "sec-companyfacts")

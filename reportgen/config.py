@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, Problems
+from .i18n import LANGUAGES
 
 CONFIG_NAME = "reportgen.toml"
 
@@ -17,6 +18,11 @@ class Group:
     id: str
     label: str
     members: tuple[str, ...]
+    #: the label in other languages (`labels = { "zh-CN" = "家电" }`); a language without one reads `label`
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def label_in(self, lang: str) -> str:
+        return dict(self.labels).get(lang, self.label)
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class MailList:
     bcc: tuple[str, ...] = ()
     subject: str = "{title}"
     attach: tuple[str, ...] = ("pdf",)
+    #: the language its members read; empty: the report's language
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,10 +43,14 @@ class Settings:
 
     #: company id of the subject
     subject: str = "xiaomi"
-    #: cover title; {subject} and {quarter} are filled in
+    #: cover title; {subject} and {quarter} are filled in (the default is translated into each language)
     title: str = "{subject} vs peers: {quarter} briefing"
+    #: the language of the briefing: "en" or "zh-CN"
+    language: str = "en"
+    #: title, author and confidentiality in other languages ([report.zh-CN]): (language, key, text)
+    translations: tuple[tuple[str, str, str], ...] = ()
     author: str = "Strategy & Investor Relations"
-    confidentiality: str = "Internal: for the management team only."
+    confidentiality: str = "Internal: for the management team only. Do not forward outside the company."
     #: scorecard metrics in order
     metrics: tuple[str, ...] = (
         "revenue",
@@ -61,10 +73,29 @@ class Settings:
     groups: tuple[Group, ...] = ()
     owner: str = ""
     mail_lists: tuple[MailList, ...] = ()
+    #: the lists get an edition only once someone ran `reportgen approve` for it; the owner gets a preview first
+    require_approval: bool = False
     schedule_cron: str = "0 8 1 * *"
     path: str = CONFIG_NAME
     #: the file's text, so later cross-checks can name a line
     source_text: str = field(default="", repr=False, compare=False)
+
+    def words(self, lang: str) -> dict[str, str]:
+        """Title, author and confidentiality as a briefing in `lang` shows them: the workspace's own words for that
+        language ([report.zh-CN]), else its English ones, which the catalogue translates when they are the
+        defaults."""
+        own = {k: v for lg, k, v in self.translations if lg == lang}
+        return {k: own.get(k, getattr(self, k)) for k in _TRANSLATABLE}
+
+    def list_language(self, mail_list: MailList) -> str:
+        return mail_list.language or self.language
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The report's language, then every other language a mailing list reads: what a build writes."""
+        out = [self.language]
+        out += [m.language for m in self.mail_lists if m.language and m.language not in out]
+        return tuple(out)
 
     def group_of(self, company: str) -> str | None:
         for g in self.groups:
@@ -93,8 +124,10 @@ _REPORT_KEYS = {
     "min_peers_reported": int,
     "publish_partial": bool,
     "owner": str,
+    "language": str,
 }
 _TOP_KEYS = {"report", "groups", "mail", "schedule"}
+_TRANSLATABLE = ("title", "author", "confidentiality")
 _SECRET_KEYS = {"password", "smtp_password", "pass", "secret"}
 
 
@@ -208,8 +241,24 @@ def load_settings(workspace: Path) -> Settings:
             err(f"unknown table '{k}'; known: {', '.join(sorted(_TOP_KEYS))}", k)
     report = table(data.get("report", {}), "report")
     kw: dict = {}
+    translations = []
     for k, v in report.items():
         if secret(k, "report"):
+            continue
+        if k in LANGUAGES and isinstance(v, dict):  # [report.zh-CN]: the words of a briefing in that language
+            for kk, vv in v.items():
+                if kk not in _TRANSLATABLE:
+                    err(f"unknown key; a language's table may set {', '.join(_TRANSLATABLE)}", kk, f"report.{k}")
+                elif not isinstance(vv, str):
+                    err("must be text", kk, f"report.{k}")
+                elif kk == "title":
+                    try:
+                        check_placeholders(vv, {"subject", "quarter"}, lambda m: ValueError(m))
+                        translations.append((k, kk, vv))
+                    except ValueError as e:
+                        err(str(e), kk, f"report.{k}")
+                else:
+                    translations.append((k, kk, vv))
             continue
         if k not in _REPORT_KEYS:
             err(f"unknown key; known keys: {', '.join(sorted(_REPORT_KEYS))}", k, "report")
@@ -228,6 +277,9 @@ def load_settings(workspace: Path) -> Settings:
             check_placeholders(kw["title"], {"subject", "quarter"}, lambda m: ValueError(m))
         except ValueError as e:
             err(str(e), "title", "report")
+    kw["translations"] = tuple(translations)
+    if "language" in kw and kw["language"] not in LANGUAGES:
+        err(f"unknown language {kw['language']!r}; known: {', '.join(LANGUAGES)}", "language", "report")
     if "slightly_pp" in kw and not (0 <= kw["slightly_pp"] <= 100):
         err("must be between 0 and 100 percentage points", "slightly_pp", "report")
     if "trend_quarters" in kw and not (2 <= kw["trend_quarters"] <= 40):
@@ -242,8 +294,8 @@ def load_settings(workspace: Path) -> Settings:
             err("each group is a table with label and members", gid)
             continue
         for k in g:
-            if k not in ("label", "members"):
-                err(f"unknown key in group '{gid}'; known keys: label, members", k, sec)
+            if k not in ("label", "labels", "members"):
+                err(f"unknown key in group '{gid}'; known keys: label, labels, members", k, sec)
         members = g.get("members")
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
             err("must be a list of company ids", "members", sec)
@@ -255,18 +307,33 @@ def load_settings(workspace: Path) -> Settings:
         if not isinstance(label, str):
             err("must be text", "label", sec)
             continue
-        groups.append(Group(gid, label, tuple(members)))
+        labels = g.get("labels", {})
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            err('must be a table of labels by language, e.g. labels = { "zh-CN" = "家电" }', "labels", sec)
+            labels = {}
+        for lang in labels:
+            if lang not in LANGUAGES:
+                err(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}", "labels", sec)
+        groups.append(Group(gid, label, tuple(members), tuple(sorted(labels.items()))))
     kw["groups"] = tuple(groups)
 
     mail = table(data.get("mail", {}), "mail")
     for k in mail:
-        if not secret(k, "mail") and k not in ("owner", "lists"):
-            err("unknown key in [mail]; known keys: owner, lists", k, "mail")
+        if not secret(k, "mail") and k not in ("owner", "lists", "require_approval"):
+            err("unknown key in [mail]; known keys: owner, lists, require_approval", k, "mail")
+    approval = mail.get("require_approval", False)
+    if not isinstance(approval, bool):
+        err("must be true or false", "require_approval", "mail")
+        approval = False
+    kw["require_approval"] = approval
     owner = mail.get("owner", report.get("owner", ""))
     if not isinstance(owner, str):
         err("must be one address (text)", "owner", "mail")
         owner = ""
     kw["owner"] = owner
+    if kw["require_approval"] and not owner:
+        err("require_approval needs an owner to send the preview to: add owner = \"you@example.com\" under [mail]",
+            "require_approval", "mail")  # fmt: skip
     lists = []
     for name, spec in table(mail.get("lists", {}), "lists", "mail").items():
         sec = f"mail.lists.{name}"
@@ -275,7 +342,7 @@ def load_settings(workspace: Path) -> Settings:
             continue
         for k in spec:
             if not secret(k, sec) and k not in ("to", "cc", "bcc", "subject", "attach", "language"):
-                err("unknown key; known keys: to, cc, bcc, subject, attach", k, sec)
+                err("unknown key; known keys: to, cc, bcc, subject, attach, language", k, sec)
 
         def addrs(k, spec=spec, sec=sec):
             v = spec.get(k, [])
@@ -300,7 +367,11 @@ def load_settings(workspace: Path) -> Settings:
             check_placeholders(subject, {"title", "quarter", "edition_date"}, lambda m: ValueError(m))
         except ValueError as e:
             err(str(e), "subject", sec)
-        lists.append(MailList(name, addrs("to"), addrs("cc"), addrs("bcc"), subject, tuple(attach)))
+        language = spec.get("language", "")
+        if not isinstance(language, str) or (language and language not in LANGUAGES):
+            err(f"unknown language {language!r}; known: {', '.join(LANGUAGES)}", "language", sec)
+            language = ""
+        lists.append(MailList(name, addrs("to"), addrs("cc"), addrs("bcc"), subject, tuple(attach), language))
     kw["mail_lists"] = tuple(lists)
 
     sched = table(data.get("schedule", {}), "schedule")

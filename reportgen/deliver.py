@@ -188,10 +188,21 @@ class SmtpSettings:
 
 
 # -- messages (pure: no network, reads only the edition's files) -------------------------------------------------
-def _subject(template: str, manifest: dict) -> str:
+def _edition_date(manifest: dict, t: Text) -> str:
+    """The edition date as the list's language writes it (2026-11-30; 2026年11月30日)."""
+    from datetime import date
+
+    try:
+        return t.date(date.fromisoformat(manifest["edition_date"]))
+    except (TypeError, ValueError):
+        return str(manifest["edition_date"])
+
+
+def _subject(template: str, manifest: dict, t: Text | None = None) -> str:
+    t = t or Text()
     try:
         text = template.format_map(
-            {"title": manifest["title"], "quarter": manifest["quarter"], "edition_date": manifest["edition_date"]}
+            {"title": manifest["title"], "quarter": manifest["quarter"], "edition_date": _edition_date(manifest, t)}
         )
     except (KeyError, IndexError, ValueError) as e:
         raise DeliveryError(f"the subject '{template}' cannot be filled in ({e}); use {{title}}, {{quarter}}") from None
@@ -220,7 +231,9 @@ def build_message(
     _ = t.gettext
     edition_dir = Path(edition_dir)
     msg = EmailMessage()
-    msg["Subject"] = (_("[TEST] ") if test else "") + _subject(mail_list.subject, manifest)
+    preview = bool(manifest.get("preview"))  # the owner's copy of an edition that awaits approval
+    prefix = _("[PREVIEW for approval] ") if preview else (_("[TEST] ") if test else "")
+    msg["Subject"] = prefix + _subject(mail_list.subject, manifest, t)
     msg["From"] = formataddr(parse_address(sender, "REPORTGEN_MAIL_FROM"))
     msg["To"] = _fmt([recipient] if test or not mail_list.to else mail_list.to)
     if mail_list.cc and not test:
@@ -230,7 +243,7 @@ def build_message(
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a scheduled mailing
     msg["X-Reportgen-Edition"] = f"{manifest['quarter']} {manifest['edition']}"
 
-    title, date = manifest["title"], manifest["edition_date"]
+    title, date = manifest["title"], _edition_date(manifest, t)
     findings, notes = list(manifest.get("findings", [])), list(manifest.get("notes", []))
     if parcel is None:
         parcel = load_parcel(edition_dir, manifest, mail_list.name, mail_list.attach, test)
@@ -243,6 +256,14 @@ def build_message(
     since = (manifest.get("changes_box") or {}).get("since", "")
     changed_title = _("What changed since the edition of {date}:").format(date=since) if since else _("What changed:")
     body = [title, edition_of, ""]
+    if preview:
+        body += [
+            _(
+                "A preview for approval: the mailing lists receive this edition after `reportgen approve --quarter "
+                "{quarter}`."
+            ).format(quarter=manifest["quarter"]),
+            "",
+        ]
     body += [headline, ""] if headline else []
     body += [changed_title, *(f"- {c}" for c in changed), ""] if changed else []
     body += [_("Key findings:"), ""]

@@ -49,6 +49,9 @@ DEFAULT_TEMPLATES = {
     "below": N_("below"),
     "amount": N_("RMB {value} million"),
     "and": N_(" and "),
+    "list_sep": N_(", "),  # between the items of a list, and between the comparison groups of a clause
+    "clause_sep": N_("; "),  # between the clauses of a sentence (one per basis and definition)
+    "comparison": N_("{word} {peers}"),  # "below Midea's 9.1%"
 }
 #: placeholders each sentence may use (checked when a workspace rewords one)
 PLACEHOLDERS = {k: frozenset(re.findall(r"{(\w+)}", v)) for k, v in DEFAULT_TEMPLATES.items()}
@@ -112,8 +115,8 @@ def _has(rec) -> bool:
     return rec is not None and not is_missing(rec.get("value"))
 
 
-def _join(items: list[str], and_: str = " and ") -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + and_ + items[-1]
+def _join(items: list[str], and_: str = " and ", sep: str = ", ") -> str:
+    return items[0] if len(items) == 1 else sep.join(items[:-1]) + and_ + items[-1]
 
 
 def compare(
@@ -162,7 +165,9 @@ def _clauses(comps: list[Comparison], views: list[View], subject_name: str, name
             by_word.setdefault(c.word, []).append(
                 t["peer_value"].format(peer=peer, value=shown(c.other, mid), owner=possessive(peer, t))
             )
-        comparisons = ", ".join(f"{w} {_join(items, t['and'])}" for w, items in by_word.items())
+        comparisons = t["list_sep"].join(
+            t["comparison"].format(word=w, peers=_join(items, t["and"], t["list_sep"])) for w, items in by_word.items()
+        )
         if clauses and keys[len(clauses) - 1][0] == basis:
             template = t["clause_same"]
         else:
@@ -199,7 +204,7 @@ def headline(comps: list[Comparison], subject_name: str, names: dict, metric, pe
     if not minority:
         return t["headline_all"].format(**common, side=side)
     if len(minority) <= 2 and len(comps) >= 3:
-        who = _join([possessive(names[c.peer], t) for c in minority], t["and"])
+        who = _join([possessive(names[c.peer], t) for c in minority], t["and"], t["list_sep"])
         return t["headline_all_but"].format(**common, side=side, names=who)
     return t["headline_some"].format(**common, side=side, count=len(majority), total=len(comps))
 
@@ -247,13 +252,15 @@ def build_findings(
         mine = [c for c in comps if c.group == g.id]
         if mine:
             clauses = _clauses(mine, views, subj_name, names, metrics, t, shown, first=False)
-            out.sentences.append(t["group_sentence"].format(group=labels[g.id], clauses="; ".join(clauses)))
+            out.sentences.append(t["group_sentence"].format(group=labels[g.id], clauses=t["clause_sep"].join(clauses)))
     left = set(not_reported) | set(no_figures)
     missing_names = [names[p] for p in gaps if names.get(p) and names[p] not in left]
     if not any(_has(v.by.get((subject, sm.id))) for v in views):
         missing_names = [subj_name]
     if missing_names:
-        out.notes.append(t["not_available"].format(metric=sm.label, companies=_join(missing_names, t["and"])))
+        out.notes.append(
+            t["not_available"].format(metric=sm.label, companies=_join(missing_names, t["and"], t["list_sep"]))
+        )
 
     for mid in POSITION_METRICS:
         if mid not in metrics:
@@ -261,12 +268,14 @@ def build_findings(
         m_comps, m_gaps = compare(views, subject, groups, metrics[mid], slightly_pp, t, metrics)
         if m_comps:
             clauses = _clauses(m_comps, views, subj_name, names, metrics, t, shown, first=True)
-            out.sentences.append(t["metric_sentence"].format(clauses="; ".join(clauses)))
+            out.sentences.append(t["metric_sentence"].format(clauses=t["clause_sep"].join(clauses)))
         gone = [names[p] for p in m_gaps if names.get(p) and names[p] not in left]
         if not any(_has(v.by.get((subject, mid))) for v in views):
             gone = [subj_name]  # the subject has no figure: that, not the peers', is what is missing
         if gone:
-            out.notes.append(t["not_available"].format(metric=metrics[mid].label, companies=_join(gone, t["and"])))
+            out.notes.append(
+                t["not_available"].format(metric=metrics[mid].label, companies=_join(gone, t["and"], t["list_sep"]))
+            )
 
     first = views[0] if views else None
     everyone = [subject] + [c for g in groups for c in g.members]
@@ -295,7 +304,8 @@ def build_findings(
             )
         )
     if not_reported:
-        out.notes.insert(0, t["left_out"].format(companies=_join(list(not_reported), t["and"]), quarter=quarter))
+        who = _join(list(not_reported), t["and"], t["list_sep"])
+        out.notes.insert(0, t["left_out"].format(companies=who, quarter=quarter))
     if no_figures:
-        out.notes.insert(0, t["no_figures"].format(companies=_join(list(no_figures), t["and"])))
+        out.notes.insert(0, t["no_figures"].format(companies=_join(list(no_figures), t["and"], t["list_sep"])))
     return out

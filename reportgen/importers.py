@@ -862,7 +862,8 @@ class ImportReport:
         out = [f"saved the download as {self.raw}"] if self.raw else []
         into = f"{self.target} (a new file)" if self.new_file and self.added else self.target
         out.append(
-            f"{self.company}: {len(self.added)} rows added, {self.unchanged} unchanged, {len(self.conflicts)} in "
+            f"{self.company}: {len(self.added)} {'row' if len(self.added) == 1 else 'rows'} added, "
+            f"{self.unchanged} unchanged, {len(self.conflicts)} in "
             f"conflict, {len(self.replaced)} replaced ({self.format} file {self.source} into {into})"
         )
         if self.added:

@@ -196,8 +196,9 @@ _SCHEMA = {
     "deliveries": ["edition", "quarter", "list", "recipient", "status", "test", "smtp_code", "smtp_reply", "at"],
     "builds": ["quarter", "edition", "rebuilt", "at"],
     "runs": ["at", "quarter", "edition", "outcome", "note"],
+    "approvals": ["quarter", "edition", "by", "at"],
 }
-_VERSION = 2  # 2: deliveries may be 'pending' (handed over, outcome not yet recorded)
+_VERSION = 3  # 2: deliveries may be 'pending' (handed over, outcome not yet recorded); 3: approvals
 _CREATE = """
     CREATE TABLE IF NOT EXISTS deliveries (
         edition TEXT NOT NULL, quarter TEXT NOT NULL, list TEXT NOT NULL, recipient TEXT NOT NULL,
@@ -208,6 +209,8 @@ _CREATE = """
         quarter TEXT NOT NULL, edition TEXT NOT NULL, rebuilt INTEGER NOT NULL, at TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS runs (
         at TEXT NOT NULL, quarter TEXT, edition TEXT, outcome TEXT NOT NULL, note TEXT);
+    CREATE TABLE IF NOT EXISTS approvals (
+        quarter TEXT NOT NULL, edition TEXT NOT NULL, by TEXT NOT NULL, at TEXT NOT NULL);
 """
 
 
@@ -356,8 +359,31 @@ class Ledger:
         with self._guard("record the run"), self.db:
             self.db.execute("INSERT INTO runs VALUES (?,?,?,?,?)", (_now(), quarter, edition, outcome, note))
 
+    def record_approval(self, quarter: str, edition: str, by: str) -> None:
+        """Who approved which edition for the mailing lists, and when."""
+        with self._guard("record the approval"), self.db:
+            self.db.execute("INSERT INTO approvals VALUES (?,?,?,?)", (quarter, edition, by, _now()))
+
+    def approval(self, edition: str) -> tuple[str, str] | None:
+        """(by, at) of the first approval of `edition`, or None."""
+        with self._guard("read the ledger"):
+            row = self.db.execute(
+                "SELECT by, at FROM approvals WHERE edition=? ORDER BY rowid LIMIT 1", (edition,)
+            ).fetchone()
+        return tuple(row) if row else None
+
+    def previewed(self, edition: str, recipient: str) -> bool:
+        """Whether a preview (test) copy of `edition` was accepted for `recipient`."""
+        with self._guard("read the ledger"):
+            row = self.db.execute(
+                "SELECT 1 FROM deliveries WHERE edition=? AND test=1 AND status='sent' AND lower(recipient)=lower(?)",
+                (edition, recipient),
+            ).fetchone()
+        return row is not None
+
     def history(self) -> list[dict]:
-        """Builds, deliveries and runs, oldest first: at, kind (build|mail|test|run), quarter, edition, list,
+        """Builds, deliveries, runs and approvals, oldest first: at, kind (build|mail|test|run|approve), quarter,
+        edition, list,
         recipient, status (a copy still `pending` shows as `in doubt`), code, reply."""
         with self._guard("read the ledger"):
             rows = self.db.execute(
@@ -367,7 +393,9 @@ class Ledger:
                 "COALESCE(note, ''), 1 AS src, rowid FROM runs UNION ALL "
                 "SELECT at, CASE test WHEN 1 THEN 'test' ELSE 'mail' END, quarter, edition, list, recipient, "
                 "CASE status WHEN 'pending' THEN 'in doubt' ELSE status END, smtp_code, smtp_reply, 2 AS src, rowid "
-                "FROM deliveries ORDER BY 1, 10, 11"
+                "FROM deliveries UNION ALL "
+                "SELECT at, 'approve', quarter, edition, '', by, 'approved', NULL, '', 3 AS src, rowid FROM approvals "
+                "ORDER BY 1, 10, 11"
             ).fetchall()
         keys = ("at", "kind", "quarter", "edition", "list", "recipient", "status", "code", "reply")
         return [dict(zip(keys, r[:9], strict=True)) for r in rows]

@@ -403,18 +403,40 @@ def load_documents(root: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def load_sentence_templates(root: Path, placeholders: dict[str, frozenset]) -> dict[str, str]:
-    """templates/findings.toml: a workspace's rewording of the findings' sentences (missing file: none).
-    `placeholders` maps each sentence a workspace may reword to the placeholders it may use."""
+def load_sentence_templates(root: Path, placeholders: dict[str, frozenset]) -> dict[str, dict[str, str]]:
+    """templates/findings.toml: a workspace's rewording of the findings' sentences, per language (missing file:
+    none). Top-level keys reword the English sentences; a table named by a language (`[zh-CN]`) rewords that
+    language's. `placeholders` maps each sentence a workspace may reword to the placeholders it may use."""
+    from .i18n import LANGUAGES
+
     rel = "templates/findings.toml"
     path = workspace_path(root, rel, DataError)
     if not path.exists():
         return {}
     data, text = read_toml(path, rel, DataError)
-    for k, v in data.items():
+    out: dict[str, dict[str, str]] = {}
+
+    def check(k, v, section=None):
+        where = line_of(text, k, section)
         if k not in placeholders:
-            raise DataError(f"unknown sentence '{k}'; known: {', '.join(placeholders)}", rel, line_of(text, k), k)
+            raise DataError(f"unknown sentence '{k}'; known: {', '.join(placeholders)}", rel, where, k)
         if not isinstance(v, str):
-            raise DataError("must be text", rel, line_of(text, k), k)
-        check_placeholders(v, set(placeholders[k]), lambda m, k=k: DataError(m, rel, line_of(text, k), k))
-    return data
+            raise DataError("must be text", rel, where, k)
+        check_placeholders(v, set(placeholders[k]), lambda m, k=k: DataError(m, rel, where, k))
+
+    for k, v in data.items():
+        if isinstance(v, dict) and k in LANGUAGES:
+            for kk, vv in v.items():
+                check(kk, vv, k)
+            out.setdefault(k, {}).update(v)
+        elif isinstance(v, dict):
+            raise DataError(
+                f"unknown language '{k}'; a table rewords one language's sentences: {', '.join(LANGUAGES)}",
+                rel,
+                line_of(text, k),
+                k,
+            )
+        else:
+            check(k, v)
+            out.setdefault("en", {})[k] = v
+    return out

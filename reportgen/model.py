@@ -63,6 +63,15 @@ UNITS: dict[str, float | None] = {
     "billion": 1e9,
     "percent": None,
 }
+#: units as Chinese statements print them -> unit code (a data file may use either)
+UNIT_WORDS: dict[str, str] = {
+    "元": "yuan",
+    "千元": "thousand",
+    "万元": "ten_thousand",
+    "百万元": "million",
+    "亿元": "hundred_million",
+    "%": "percent",
+}
 #: period length as written in data files -> number of quarters
 BASES = {"3M": 1, "6M": 2, "9M": 3, "12M": 4}
 VINTAGES = ("published", "restated")

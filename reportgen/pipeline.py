@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -134,14 +134,28 @@ def require_subject_data(ctx: Context, quarter: Quarter) -> None:
             f"data/financials/{subj}.csv",
         )
     if not ctx.norm.has_data(subj, quarter):
-        latest = ctx.norm.latest.get(subj)
-        hint = f"; the latest quarter with its data is {latest}" if latest else ""
+        span = subject_span(ctx)
+        hint = f"; its data cover {span[0]} to {span[1]}" if span else ""
         raise PeriodError(
             f"{ctx.data.companies[subj].name} (the subject) has no revenue for {quarter}{hint}",
             f"data/financials/{subj}.csv",
             None,
             "period",
         )
+
+
+def subject_span(ctx: Context) -> tuple[Quarter, Quarter] | None:
+    """The first and last quarter with the subject's revenue in its whole data file (not only the quarters this
+    command read): the hint when a quarter asked for has none."""
+    subj = ctx.data.companies[ctx.settings.subject]
+    try:
+        rows = loaders.load_financials(
+            ctx.root, subj, ctx.data.labels, ctx.data.overrides, ctx.data.fx, periods=None, reported=set(), warnings=[]
+        )
+    except ReportgenError:
+        return None
+    quarters = sorted({r.quarter for r in rows if r.item == "revenue"})
+    return (quarters[0], quarters[-1]) if quarters else None
 
 
 def metric_table(ctx: Context, quarter: Quarter, basis: str = QUARTER) -> pd.DataFrame:
@@ -189,6 +203,14 @@ def validate(root: Path, warnings: list | None = None) -> list[ReportgenError]:
             cron_spec(settings)
         except ReportgenError as e:
             problems.append(e)
+        problems += mail_problems(settings)
+        if settings.mail_lists:  # what `send` and `run` will need from the environment, said now
+            from . import deliver
+
+            try:
+                deliver.SmtpSettings.from_env(os.environ)
+            except ReportgenError as e:
+                warnings.append(f"mail: {e.message} (`send` and `run` will need it)")
     try:
         loaders.load_sentence_templates(root, PLACEHOLDERS)
     except ReportgenError as e:
@@ -218,6 +240,38 @@ def validate(root: Path, warnings: list | None = None) -> list[ReportgenError]:
                             str(p.relative_to(root)),
                         )
                     )
+    return problems
+
+
+def mail_problems(settings: config.Settings) -> list[ReportgenError]:
+    """Every mailing-list address and the owner's, checked as `send` checks them, each problem with its line."""
+    from . import deliver
+
+    problems: list[ReportgenError] = []
+    text = settings.source_text
+
+    def check(addr, key, section, where):
+        try:
+            deliver.validate_address(addr, where)
+        except ReportgenError as e:
+            problems.append(ConfigError(e.message, settings.path, config.line_of(text, key, section), where))
+
+    if settings.owner:
+        check(settings.owner, "owner", "mail", "mail.owner")
+    for ml in settings.mail_lists:
+        section = f"mail.lists.{ml.name}"
+        for key in ("to", "cc", "bcc"):
+            for addr in getattr(ml, key):
+                check(addr, key, section, f"{section}.{key}")
+        if not (ml.to or ml.cc or ml.bcc):
+            problems.append(
+                ConfigError(
+                    f"mailing list '{ml.name}' has no recipients",
+                    settings.path,
+                    config.line_of(text, ml.name, "mail.lists"),
+                    section,
+                )  # fmt: skip
+            )
     return problems
 
 
@@ -324,49 +378,95 @@ def _record_build(root: Path, q: Quarter, edition: str, rebuilt: bool) -> None:
 
 
 def _render_edition(
-    ctx: Context, q: Quarter, edition_date: date, templates: dict, previous: dict | None = None
+    ctx: Context,
+    q: Quarter,
+    edition_date: date,
+    templates: dict,
+    previous: dict | None = None,
+    lang: str = "en",
+    exports: bool = True,
 ) -> tuple[dict, dict]:
-    """The files of one edition as bytes, and what the manifest repeats from the briefing. The metric table and
-    the peer statistics of each basis are computed once and feed the briefing and the exports alike. `previous`
-    is the manifest of the edition of this quarter being replaced (for "what changed")."""
+    """One edition in one language: its files and its manifest entries. Both bases (the single quarter, and the year
+    to date from a fiscal Q2 on) are computed; the peer statistics of each basis are computed once and feed the
+    briefing and the exports alike. `previous` is the manifest of the edition of this quarter being replaced (for
+    "what changed"); `templates` the workspace's rewording by language; `exports` adds metrics.csv and .xlsx."""
     from . import briefing, export, render
     from .i18n import text
 
-    t = text("en")
+    t = text(lang)
     tables = {QUARTER: metric_table(ctx, q, QUARTER)}
     subject = ctx.data.companies[ctx.settings.subject]
     if subject.fiscal_quarter(q) > 1:
         tables[YTD] = metric_table(ctx, q, YTD)
     stats = {basis: group_stats(ctx, table) for basis, table in tables.items()}
     documents = loaders.load_documents(ctx.root)
-    facts = briefing.Facts(ctx, q, edition_date, tables, stats, t, templates, previous, documents)
+    try:  # what changed is told against the replaced edition in the same language, where it had one
+        before = language_view(previous, lang) if previous else None
+    except ReportgenError:
+        before = None
+    facts = briefing.Facts(ctx, q, edition_date, tables, stats, t, templates.get(lang, {}), before, documents)
     b = briefing.assemble(facts)
     html = render.render_html(b, ctx.root / "templates", t)
     pdf = render.render_pdf(html, ctx.root, _pdf_created(edition_date), ctx.root / "templates")
     import pandas as pd
 
     both = pd.concat(list(tables.values()), ignore_index=True)
-    metrics_csv = export.csv_text(both, text=t)
-    payload = {
-        "briefing.html": html.encode("utf-8"),
-        "briefing.pdf": pdf,
-        "metrics.csv": metrics_csv.encode("utf-8"),
-        "metrics.xlsx": export.xlsx_bytes(both, t),
-    }
-    summary = {k: b[k] for k in ("title", "headline", "findings", "notes", "footnotes", "chart_count", "not_reported")}
+    metrics_csv = export.csv_text(both)
+    payload = {"briefing.html": html.encode("utf-8"), "briefing.pdf": pdf}
+    if exports:
+        payload["metrics.csv"] = metrics_csv.encode("utf-8")
+        payload["metrics.xlsx"] = export.workbook_bytes(
+            tables,
+            stats,
+            ctx.data.rows,
+            ctx.data.companies,
+            ctx.settings.subject,
+            ctx.settings.groups,
+            t,
+            _pdf_created(edition_date),
+        )
+    keys = ("title", "headline", "findings", "notes", "footnotes", "chart_count", "not_reported")
+    summary = {k: b[k] for k in keys}
     summary["changes"] = b["changes"]["items"]
     summary["changes_box"] = b["changes"]
     summary["snapshot"] = b["snapshot"]
-    summary["identity"] = reader_identity(html, metrics_csv, edition_date, edition_settings(ctx.settings))
+    shaping = {**edition_settings(ctx.settings), "language": lang}
+    summary["identity"] = reader_identity(html, metrics_csv, edition_date, shaping, t.date(edition_date))
     return payload, summary
+
+
+def briefing_names(languages) -> dict[str, dict[str, str]]:
+    """The file names of each language's briefing: briefing.pdf and .html for one language, briefing.LANG.pdf and
+    .html for each of several."""
+    if len(languages) == 1:
+        return {languages[0]: {"pdf": "briefing.pdf", "html": "briefing.html"}}
+    return {lang: {"pdf": f"briefing.{lang}.pdf", "html": f"briefing.{lang}.html"} for lang in languages}
+
+
+def language_view(manifest: dict, lang: str) -> dict:
+    """The manifest as a reader of `lang` receives the edition: that language's title, findings, what changed and
+    edition id (each language is mailed once), and its briefing's file names under `names`. KeyError-free: a
+    manifest written before editions had languages is its one language."""
+    langs = manifest.get("languages")
+    if not isinstance(langs, dict) or not langs:
+        return manifest
+    if lang not in langs:
+        raise ReportgenError(
+            f"the {manifest.get('quarter', '')} edition has no briefing in {lang}; build it with "
+            f"--lang {','.join([*langs, lang])}",
+            "manifest.json",
+            field="language",
+        )
+    return {**manifest, **langs[lang], "language": lang}
 
 
 _FORKED: tuple | None = None  # (ctx, edition_date, templates, previous manifests) handed to forked workers
 
 
-def _render_in_worker(q: Quarter) -> tuple[dict, dict]:
+def _render_in_worker(job: tuple) -> tuple[dict, dict]:
     ctx, edition_date, templates, previous = _FORKED
-    return _render_edition(ctx, q, edition_date, templates, previous.get(q))
+    q, lang, exports = job
+    return _render_edition(ctx, q, edition_date, templates, previous.get(q), lang, exports)
 
 
 def build(
@@ -378,6 +478,8 @@ def build(
     ctx: Context | None = None,
     workers: int | None = None,
     force: bool = False,
+    languages: tuple[str, ...] | None = None,
+    on_rendered=None,
 ) -> list[Edition]:
     """Build output/<quarter>/ for each quarter: HTML, PDF, metrics CSV and XLSX, manifest.json.
 
@@ -385,7 +487,8 @@ def build(
     `force`). Each edition is written to a temporary folder and swapped in only when complete, under the editions
     lock (never while a send mails it), so a failed or killed build leaves the previous edition intact. The
     edition id hashes what the reader receives (see `reader_identity`): a rebuild that changes nothing a reader
-    sees keeps its id, so it is not mailed again. Several quarters render in parallel processes.
+    sees keeps its id, so it is not mailed again. Several quarters, and several languages (`languages`, default:
+    the report's and the mailing lists'), render in parallel processes.
     """
     global _FORKED
     say = progress or (lambda msg: None)
@@ -393,8 +496,8 @@ def build(
     edition_date = edition_date or edition_date_default()
     _pdf_created(edition_date)  # a bad SOURCE_DATE_EPOCH fails before anything is rendered
     templates = loaders.load_sentence_templates(ctx.root, PLACEHOLDERS)
-    for q in quarters:
-        require_subject_data(ctx, q)
+    langs = tuple(languages or ctx.settings.languages)
+    quarters = _quarters_with_data(ctx, quarters)
     output = ctx.root / "output"
     _check_output_writable(output)
     if (output / ledger.LEDGER_NAME).exists():  # a damaged ledger stops the build before any edition is replaced
@@ -403,7 +506,7 @@ def build(
     for q in quarters:
         digest, inputs = inputs_hash(ctx, q)
         old = _manifest_or_none(ctx.root, q)
-        unchanged = old is not None and old.get("inputs_hash") == digest
+        unchanged = old is not None and old.get("inputs_hash") == digest and languages_of(old) == langs
         if unchanged and not force and only_if_changed:
             changed = _changed_files(output / str(q), old)
             if not changed:
@@ -415,21 +518,32 @@ def build(
         todo.append((q, digest, inputs, old))
     if not todo:
         return [out[q] for q in quarters]
-    workers = min(len(todo), workers or os.cpu_count() or 1)
+    jobs = [(q, lang, i == 0) for q, *_rest in todo for i, lang in enumerate(langs)]
+    workers = min(len(jobs), workers or os.cpu_count() or 1)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        say(f"rendering {len(todo)} editions in {workers} processes")
+        what = f"{len(todo)} edition" + ("s" if len(todo) > 1 else "")
+        what += f" in {', '.join(langs)}" if len(langs) > 1 else ""
+        say(f"rendering {what} in {workers} processes")
         _FORKED = (ctx, edition_date, templates, {t[0]: t[3] for t in todo})
+        results = {}
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                qs = [t[0] for t in todo]
-                rendered = dict(zip(qs, pool.map(_render_in_worker, qs)))
+                futures = {pool.submit(_render_in_worker, job): job for job in jobs}
+                for done in as_completed(futures):
+                    q, lang, _exports = futures[done]
+                    results[(q, lang)] = done.result()
+                    if on_rendered:
+                        on_rendered(q, lang, len(jobs))
         finally:
             _FORKED = None
     else:
-        rendered = {}
-        for q, _digest, _inputs, old in todo:
-            say(f"{q}: computing metrics, charts, HTML and PDF")
-            rendered[q] = _render_edition(ctx, q, edition_date, templates, old)
+        results = {}
+        for q, lang, exports in jobs:
+            say(f"{q}: computing metrics, charts, HTML and PDF" + (f" ({lang})" if len(langs) > 1 else ""))
+            results[(q, lang)] = _render_edition(ctx, q, edition_date, templates, old_of(todo, q), lang, exports)
+            if on_rendered:
+                on_rendered(q, lang, len(jobs))
+    rendered = {q: _merge_languages(q, langs, results) for q, *_rest in todo}
     # written under the editions lock: never while a send is mailing (it reads each edition once, under it)
     with ledger.editions_lock(output, "build " + ", ".join(str(t[0]) for t in todo)):
         for q, digest, inputs, old in todo:
@@ -460,6 +574,72 @@ def build(
     return [out[q] for q in quarters]
 
 
+def _quarters_with_data(ctx: Context, quarters: list[Quarter]) -> list[Quarter]:
+    """The quarters that can be built. One quarter without the subject's data is an error; of a range, those
+    without are skipped and named (an error only when none is left)."""
+    ok, skipped = [], []
+    for q in quarters:
+        try:
+            require_subject_data(ctx, q)
+            ok.append(q)
+        except PeriodError as e:
+            if len(quarters) == 1:
+                raise
+            skipped.append((q, e))
+    if skipped and ok:
+        log.warning(
+            "Warning: skipped %s: %s has no figures for %s; built %s",
+            ", ".join(str(q) for q, _e in skipped),
+            ctx.data.companies[ctx.settings.subject].name,
+            "it" if len(skipped) == 1 else "them",
+            ", ".join(str(q) for q in ok),
+        )
+    if not ok:
+        q0, e0 = skipped[0]
+        span = subject_span(ctx)
+        hint = f"; its data cover {span[0]} to {span[1]}" if span else ""
+        raise PeriodError(
+            f"none of {quarters[0]}..{quarters[-1]} can be built: {ctx.data.companies[ctx.settings.subject].name} "
+            f"(the subject) has no revenue for any of them{hint}",
+            e0.path,
+            None,
+            "period",
+        )
+    return ok
+
+
+def old_of(todo, q):
+    return next(t[3] for t in todo if t[0] == q)
+
+
+def languages_of(manifest: dict) -> tuple[str, ...]:
+    """The languages an edition was built in (one, for an edition built before there were several)."""
+    langs = manifest.get("languages")
+    return tuple(langs) if isinstance(langs, dict) and langs else ("en",)
+
+
+def _merge_languages(q: Quarter, langs: tuple[str, ...], results: dict) -> tuple[dict, dict]:
+    """One edition's files and manifest fields from its languages: each language's briefing under its name
+    (`briefing_names`), the exports once; the manifest's top-level words are the first language's, and each
+    language has its own entry and edition id (its reader identity includes the language)."""
+    names = briefing_names(langs)
+    payload, summary, entries, identities = {}, {}, {}, []
+    for lang in langs:
+        files, words = results[(q, lang)]
+        for kind in ("html", "pdf"):
+            payload[names[lang][kind]] = files.pop(f"briefing.{kind}")
+        payload.update(files)  # the exports, from the first language's job
+        identity = words["identity"]
+        identities.append(identity)
+        entries[lang] = {"edition": identity[:16], **words, "names": names[lang]}
+        if not summary:
+            summary = dict(words)
+    if len(langs) > 1:
+        summary["identity"] = hashlib.sha256("".join(identities).encode("ascii")).hexdigest()
+    summary["languages"] = entries
+    return payload, summary
+
+
 def _changed_files(edition_dir: Path, manifest: dict) -> list[str]:
     """The files of a built edition that are missing or differ from what its manifest recorded."""
     changed = []
@@ -488,13 +668,16 @@ _TAG = re.compile(r"<[^>]+>")
 _STYLE = re.compile(r"<style\b.*?</style>", re.S | re.I)
 
 
-def reader_identity(html: str, metrics_csv: str, edition_date: date, shaping: dict) -> str:
+def reader_identity(html: str, metrics_csv: str, edition_date: date, shaping: dict, date_shown: str = "") -> str:
     """The hash of what a reader receives: the briefing's text (chart labels included, markup, styles and the
     edition date left out), the metric table's figures, and the settings that shape the briefing. A new FX rate
     for a later quarter, a label alias, a stray file in templates/ or a new reportgen that renders the same
     briefing leave it unchanged; a changed figure, word or finding changes it."""
     text = _TAG.sub(" ", _STYLE.sub(" ", html))
-    text = " ".join(text.replace(edition_date.isoformat(), "{edition_date}").split())
+    text = text.replace(edition_date.isoformat(), "{edition_date}")
+    if date_shown:
+        text = text.replace(date_shown, "{edition_date}")
+    text = " ".join(text.split())
     h = hashlib.sha256()
     for part in (text, metrics_csv, json.dumps(shaping, sort_keys=True, ensure_ascii=False)):
         h.update(part.encode("utf-8"))
@@ -571,7 +754,13 @@ def write_edition(dest: Path, payload: dict[str, bytes]) -> None:
     """Write every file into a temporary sibling folder, fsync, then swap it in place of `dest`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(dest.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-{os.getpid()}-", dir=dest.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-{os.getpid()}-", dir=dest.parent))
+    except OSError as e:  # read-only, full, or not ours: say so of output/, not of a temporary name
+        raise ConfigError(
+            f"cannot write the edition here ({e.strerror or e}); check that output/ is writable and has space",
+            str(dest.parent),
+        ) from None
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an edition folder follows the umask, as files do
         for name, data in payload.items():
@@ -580,9 +769,18 @@ def write_edition(dest: Path, payload: dict[str, bytes]) -> None:
                 fh.flush()
                 os.fsync(fh.fileno())
         for p in dest.iterdir() if dest.exists() else []:
-            if p.name not in payload:  # e.g. an outbox of .eml files from a dry run stays with its edition
-                (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
+            # an outbox of .eml files from a dry run stays with its edition; the replaced edition's own files do not
+            # (briefing.pdf of a one-language edition is not part of a two-language one)
+            if p.name not in payload and p.is_dir() and not p.is_symlink():
+                shutil.copytree(p, tmp / p.name, symlinks=True)
         _swap_in(tmp, dest)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ConfigError(
+            f"cannot write the edition ({e.strerror or e}); check that output/ is writable and has space; the "
+            "previous edition is unchanged",
+            str(dest),
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -682,6 +880,8 @@ class RunReport:
         """One word for the ledger: nothing-due, delivered, or failed."""
         if self.quarter is None:
             return "nothing due"
+        if self.note == "waiting for approval" and self.ok:
+            return "awaiting approval"
         return "done" if self.ok else "failed"
 
 
@@ -753,11 +953,31 @@ def _run(root: Path, now: datetime, say, env, connect, sleep) -> RunReport:
         report.note = "no mailing lists"
         return report
     kw = {k: v for k, v in (("env", env), ("connect", connect), ("sleep", sleep)) if v is not None}
+    if ctx.settings.require_approval and not _approved(root, edition.edition):
+        owner = ctx.settings.owner
+        with ledger.open_ledger(root) as book:
+            previewed = book.previewed(edition.edition, owner)
+        if not previewed:
+            first = ctx.settings.mail_lists[0].name
+            d = send_edition(edition.path, ctx.settings, list_name=first, test_to=owner, preview=True, **kw)
+            report.deliveries.append(d)
+            say(f"{q}: preview for approval: {d.summary()}")
+        say(f"{q}: waiting for approval of edition {edition.edition}: `reportgen approve --quarter {q}`")
+        report.note = "waiting for approval"
+        return report
     for ml in ctx.settings.mail_lists:
         d = send_edition(edition.path, ctx.settings, list_name=ml.name, **kw)
         report.deliveries.append(d)
         say(f"{q}: list {ml.name}: {d.summary()}")
     return report
+
+
+def _approved(root: Path, edition: str) -> bool:
+    path = Path(root) / "output" / ledger.LEDGER_NAME
+    if not path.exists():
+        return False
+    with ledger.Ledger(path) as book:
+        return book.approval(edition) is not None
 
 
 # -- send and history ---------------------------------------------------------------------------------------------
@@ -784,7 +1004,37 @@ def send(
     names = [list_name] if list_name else [ml.name for ml in ctx.settings.mail_lists]
     if test_to is not None:
         names = names[:1]  # a preview is one copy to one address, whatever the number of lists
-    edition = build(root, [quarter], progress=say, only_if_changed=True, ctx=ctx)[0]
+    from . import deliver
+
+    for name in names:
+        deliver.pick_list(ctx.settings, name)  # an unknown --list fails before anything is built
+    old = _manifest_or_none(ctx.root, quarter)
+    stale = old is not None and (
+        old.get("inputs_hash") != inputs_hash(ctx, quarter)[0]
+        or languages_of(old) != ctx.settings.languages
+        or _changed_files(ctx.root / "output" / str(quarter), old)
+    )
+    if dry_run:  # a dry run changes nothing in output/ but its outbox: it never builds
+        if old is None:
+            raise ReportgenError(
+                f"{quarter} has not been built, and a dry run builds nothing; run `reportgen build --quarter "
+                f"{quarter}` first",
+                f"output/{quarter}",
+            )
+        if stale:
+            log.warning(
+                "Warning: %s's inputs changed since it was built; the outbox shows the edition as built (a real "
+                "send rebuilds it first)",
+                quarter,
+            )
+        path = ctx.root / "output" / str(quarter)
+        edition = Edition(str(quarter), path, old["edition"], old, rebuilt=False)
+    else:
+        if old is None:
+            say(f"{quarter}: not built yet; building it before sending")
+        elif stale:
+            say(f"{quarter}: its inputs changed since it was built; rebuilding before sending")
+        edition = build(root, [quarter], progress=say, only_if_changed=True, ctx=ctx)[0]
     kw = {k: v for k, v in (("env", env), ("connect", connect), ("sleep", sleep)) if v is not None}
     reports = []
     for name in names:
@@ -798,8 +1048,7 @@ def send(
             test_to=test_to,
             **kw,
         )
-        say(f"{quarter}: list {name}: {r.summary()}")
-        reports.append(r)
+        reports.append(r)  # the caller says how each list went
     return reports
 
 
@@ -819,6 +1068,7 @@ def send_edition(
     log=None,
     attempts: int | None = None,
     backoff: float | None = None,
+    preview: bool = False,
 ):
     """Send a built edition to one mailing list (the only one when `list_name` is None), each recipient once.
 
@@ -854,9 +1104,16 @@ def send_edition(
             raise ReportgenError(
                 "no edition here; run `reportgen build --quarter QUARTER` first", str(edition_dir / ledger.MANIFEST)
             )
+        if settings.require_approval and not (dry_run or test_to is not None):
+            require_approval(output, manifest)
+        lang = settings.list_language(ml)
+        manifest = language_view(manifest, lang)  # the list's language: its words, files and edition id
+        if preview:
+            manifest = {**manifest, "preview": True}
+        words = text_for(lang)
         parcel = channel.load_parcel(edition_dir, manifest, ml.name, ml.attach, test_to is not None)
         # a subject template that cannot be filled fails before anything is sent
-        deliver.build_message(manifest, edition_dir, ml, sender, rcpts[0], test=parcel.test, parcel=parcel)
+        deliver.build_message(manifest, edition_dir, ml, sender, rcpts[0], test=parcel.test, text=words, parcel=parcel)
         if dry_run:
             done: set[str] = set()
             if not (resend or parcel.test):
@@ -865,14 +1122,19 @@ def send_edition(
                 elif (output / ledger.LEDGER_NAME).exists():  # a dry run never creates the ledger
                     with ledger.Ledger(output / ledger.LEDGER_NAME) as book:
                         done = book.delivered(parcel.edition, ml.name)
-            report = deliver.write_outbox(parcel, ml, sender, rcpts, done - {a.lower() for a in resend_to})
+            report = deliver.write_outbox(parcel, ml, sender, rcpts, done - {a.lower() for a in resend_to}, words)
             (log or deliver.LOG).info(
-                "%s: dry run, %d messages written to %s, nothing sent", ml.name, len(report.written), report.outbox
+                "%s: dry run, %d %s written to %s, nothing sent",
+                ml.name,
+                len(report.written),
+                "message" if len(report.written) == 1 else "messages",
+                report.outbox,
             )
             return report
         mail = deliver.MailChannel(
             smtp,
             ml,
+            text=words,
             connect=connect,
             sleep=sleep or time.sleep,
             attempts=attempts,
@@ -890,6 +1152,54 @@ def send_edition(
     if (report.failed or report.in_doubt) and settings.owner and not parcel.test:
         report.notice = deliver.notify_owner(settings.owner, manifest, report, smtp, connect, log)
     return report
+
+
+def require_approval(output: Path, manifest: dict) -> None:
+    """Refuse to mail the lists an edition nobody approved (with require_approval = true)."""
+    q, edition = manifest["quarter"], manifest["edition"]
+    path = output / ledger.LEDGER_NAME
+    approved = None
+    if path.exists():
+        with ledger.Ledger(path) as book:
+            approved = book.approval(edition)
+    if approved is None:
+        from .errors import DeliveryError
+
+        raise DeliveryError(
+            f"edition {edition} of {q} has not been approved (require_approval = true); read the preview, then "
+            f"`reportgen approve --quarter {q}`",
+            f"output/{q}",
+        )
+
+
+def approve(root: Path, quarter: Quarter, by: str, progress=None) -> dict:
+    """Record that `by` approved the built edition of `quarter` for the mailing lists. Returns its manifest."""
+    say = progress or (lambda msg: None)
+    ctx = open_workspace(root, [quarter])
+    output = ctx.root / "output"
+    manifest = ledger.read_manifest(output / str(quarter), ("quarter", "edition"))
+    if manifest is None:
+        raise ReportgenError(
+            f"{quarter} has not been built; nothing to approve (`reportgen build --quarter {quarter}`)",
+            f"output/{quarter}",
+        )
+    if manifest.get("inputs_hash") != inputs_hash(ctx, quarter)[0]:
+        log.warning(
+            "Warning: %s's inputs changed since this edition was built; the next build makes a new edition, "
+            "which needs approval again",
+            quarter,
+        )
+    with ledger.editions_lock(output, f"approve {quarter}"), ledger.open_ledger(ctx.root) as book:
+        book.record_approval(str(quarter), manifest["edition"], by)
+    lists = ", ".join(ml.name for ml in ctx.settings.mail_lists) or "(none yet)"
+    say(f"{quarter}: edition {manifest['edition']} approved by {by}; the next run or `reportgen send` mails {lists}")
+    return manifest
+
+
+def text_for(lang: str):
+    from .i18n import text
+
+    return text(lang)
 
 
 def history(root: Path) -> list[dict]:

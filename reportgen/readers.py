@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from .errors import DataError, PeriodError
-from .model import BASES, STATED_RATIOS, UNITS, VINTAGES, Company, ReportedRow
+from .model import BASES, STATED_RATIOS, UNIT_WORDS, UNITS, VINTAGES, Company, ReportedRow
 from .periods import Quarter
 
 Record = tuple[int, dict[str, str]]
@@ -335,9 +335,10 @@ def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, 
         raise DataError(f"'{r['value']}' is not a number" + (f": {why}" if why else ""), rel, line, "value")
     if not math.isfinite(value) or abs(value) >= 1e18:
         raise DataError(f"'{r['value']}' is out of range for a financial figure", rel, line, "value")
-    unit = r["unit"].strip().lower()
+    unit = UNIT_WORDS.get(r["unit"].strip(), r["unit"].strip().lower())
     if unit not in UNITS:
-        raise DataError(f"unknown unit '{r['unit']}'; use one of {', '.join(UNITS)}", rel, line, "unit")
+        known = ", ".join([*UNITS, *UNIT_WORDS])
+        raise DataError(f"unknown unit '{r['unit']}'; use one of {known}", rel, line, "unit")
     if (unit == "percent") != (item in STATED_RATIOS):
         raise DataError(
             "percent is the unit of stated ratios only, and a ratio label needs unit percent", rel, line, "unit"

@@ -252,14 +252,18 @@ def _no_newline(*values: str) -> None:
 
 
 def crontab_line(expr: str | CronSpec, workspace: Path, executable: str) -> str:
-    """One crontab line: at the schedule, cd into the workspace and run `reportgen run`, appending its output to
-    <workspace>/output/run.log. Paths are made absolute and shell-quoted."""
+    """One crontab line: at the schedule, cd into the workspace, load the mail settings from
+    ~/.config/reportgen/env when it exists (as the systemd unit does), and run `reportgen run`, appending its
+    output to <workspace>/output/run.log. Paths are made absolute and shell-quoted."""
     spec = _as_spec(expr)
     ws = str(Path(workspace).absolute())
     exe = _absolute_executable(executable)
     _no_newline(ws, exe)
     log = str(Path(ws) / "output" / "run.log")
-    command = f"cd {shlex.quote(ws)} && mkdir -p output && {shlex.quote(exe)} run >> {shlex.quote(log)} 2>&1"
+    # the mail settings, as the systemd unit reads them: KEY="value" lines, exported (set -a) for reportgen
+    env = '"$HOME/.config/reportgen/env"'
+    load = f"if [ -r {env} ]; then set -a; . {env}; set +a; fi"
+    command = f"cd {shlex.quote(ws)} && mkdir -p output && {load} && {shlex.quote(exe)} run >> {shlex.quote(log)} 2>&1"
     # cron turns an unescaped % in the command into a line break (crontab(5)); \% is a literal %.
     return f"{spec.expr} {command.replace('%', chr(92) + '%')}"
 

@@ -22,8 +22,8 @@ def test_subject_without_data_for_the_quarter(runner, mini_ws):
     res = runner.invoke(cli, ["-C", str(mini_ws), "metrics", "--quarter", "2026Q1"])
     assert res.exit_code == 1
     assert (
-        "data/financials/alpha.csv: period: Alpha (the subject) has no revenue for 2026Q1; the latest quarter "
-        "with its data is 2025Q2" in res.stderr
+        "data/financials/alpha.csv: period: Alpha (the subject) has no revenue for 2026Q1; its data cover 2024Q2 to "
+        "2025Q2" in res.stderr
     )
 
 

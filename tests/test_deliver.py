@@ -281,7 +281,7 @@ def test_dry_run_writes_eml_files_and_sends_nothing(edition, smtp):
     report = send(edition, port, dry_run=True)
     outbox = edition / "outbox" / "board"
     assert report.written == [outbox / f"{i:03d}-{r}.eml" for i, r in enumerate(RECIPIENTS, 1)]
-    assert report.summary() == f"dry run: 4 written to {outbox}, 0 already had it"
+    assert report.summary() == f"dry run: 4 messages written to {outbox}, 0 already had it"
     assert (handler.connections, handler.received, report.sent) == (0, [], [])
     assert not (edition.parent / ledger.LEDGER_NAME).exists()  # nothing recorded
     msg = email.message_from_bytes(report.written[3].read_bytes(), policy=policy.default)

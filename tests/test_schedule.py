@@ -35,6 +35,9 @@ from reportgen.schedule import (
     systemd_units,
 )
 
+#: what the crontab line runs before reportgen: the mail settings of ~/.config/reportgen/env, exported
+ENV = 'if [ -r "$HOME/.config/reportgen/env" ]; then set -a; . "$HOME/.config/reportgen/env"; set +a; fi && '
+
 D = datetime
 
 # --- next run times, written out by hand ---------------------------------------------------------------------------
@@ -272,7 +275,8 @@ def test_next_runs_property(case, after, n):
 def test_crontab_line_exact():
     line = crontab_line("0 8 1 * *", Path("/srv/briefings"), "/opt/reportgen/.venv/bin/reportgen")
     assert line == (
-        "0 8 1 * * cd /srv/briefings && mkdir -p output && /opt/reportgen/.venv/bin/reportgen run "
+        "0 8 1 * * cd /srv/briefings && mkdir -p output && "
+        f"{ENV}/opt/reportgen/.venv/bin/reportgen run "
         ">> /srv/briefings/output/run.log 2>&1"
     )
 
@@ -281,7 +285,7 @@ def test_crontab_line_quotes_spaces_and_escapes_percent():
     line = crontab_line("@monthly", Path("/home/ana/IR briefings 100%"), "/opt/re port/bin/reportgen")
     assert line == (
         "0 0 1 * * cd '/home/ana/IR briefings 100\\%' && mkdir -p output && "
-        "'/opt/re port/bin/reportgen' run >> '/home/ana/IR briefings 100\\%/output/run.log' 2>&1"
+        f"{ENV}'/opt/re port/bin/reportgen' run >> '/home/ana/IR briefings 100\\%/output/run.log' 2>&1"
     )
 
 
@@ -294,7 +298,9 @@ def test_crontab_line_makes_paths_absolute(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(bindir))
     monkeypatch.chdir(tmp_path)
     line = crontab_line("0 8 1 * *", Path("ws"), "reportgen")
-    assert line == (f"0 8 1 * * cd {tmp_path}/ws && mkdir -p output && {exe} run >> {tmp_path}/ws/output/run.log 2>&1")
+    assert line == (
+        f"0 8 1 * * cd {tmp_path}/ws && mkdir -p output && {ENV}{exe} run >> {tmp_path}/ws/output/run.log 2>&1"
+    )
 
 
 def test_crontab_line_unknown_program(monkeypatch, tmp_path):

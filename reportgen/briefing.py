@@ -16,9 +16,10 @@ from urllib.parse import urlparse
 
 from . import charts
 from .findings import DEFAULT_TEMPLATES, View, build_findings
+from .formats import NOT_AVAILABLE, fmt_value
 from .i18n import Text
-from .metrics import BY_ID, METRICS, MIN_MEDIAN, Metric, compute_one
-from .model import FLAGS, N_, QUARTER, YTD, is_missing, marks, sup_marks
+from .metrics import BY_ID, METRICS, MIN_MEDIAN, Metric, compute_one, metric_of
+from .model import FLAGS, N_, QUARTER, YTD, is_missing, marks, split_entity, sup_marks
 from .periods import Quarter
 
 NOT_YET = N_("not yet reported")
@@ -76,9 +77,32 @@ class Facts:
 
     # -- small helpers shared by the parts -----------------------------------------------------------------------
     def name(self, cid: str) -> str:
-        """A company's name in this language (a Chinese edition uses the Chinese names)."""
-        c = self.companies[cid]
-        return (c.name_zh or c.name) if self.text.lang == "zh-CN" else c.name
+        """A company's name in this language (a Chinese edition uses the Chinese names); a segment's entity
+        ("xiaomi.ev") reads "Xiaomi, smart EV segment"."""
+        company, segment = split_entity(cid)
+        c = self.companies[company]
+        name = (c.name_zh or c.name) if self.text.lang == "zh-CN" else c.name
+        if segment is None:
+            return name
+        seg = self.segment(cid)
+        return self.text.gettext("{company}, {segment}").format(company=name, segment=self.segment_name(seg))
+
+    def segment(self, entity: str):
+        company, segment = split_entity(entity)
+        return next(s for s in self.companies[company].segments if s.id == segment)
+
+    def segment_name(self, seg) -> str:
+        return (seg.name_zh or seg.name) if self.text.lang == "zh-CN" else seg.name
+
+    def segments_of(self, group_id: str) -> list[str]:
+        """The entities of the subject's segments compared with `group_id` that have figures."""
+        subject = self.companies[self.subject]
+        out = []
+        for seg in subject.segments:
+            entity = seg.entity(subject.id)
+            if seg.group == group_id and any((entity, "revenue") in self.by[b] for b in self.bases):
+                out.append(entity)
+        return out
 
     def person(self, cid: str) -> dict:
         c = self.companies[cid]
@@ -119,6 +143,11 @@ class Facts:
             "title": t.reason(rec.get("note")),
             "note": notes.number(t.reason(rec["note"])) if notes is not None and rec.get("note") else "",
         }
+
+    def unsplit(self, why: str, notes: Notes | None = None) -> dict:
+        """A cell a segment cannot have (its company does not split expenses by segment), with the note saying so."""
+        return {"text": self.text.not_available, "marks": "", "missing": True, "title": why,
+                "note": notes.number(why) if notes is not None else ""}  # fmt: skip
 
     def absent(self, cid: str) -> dict:
         word = NO_FIGURES if cid in self.empty else NOT_YET
@@ -175,6 +204,7 @@ def _findings(f: Facts):
         section_metric=f.section_metric.id,
         no_figures=f.no_figures,
         quarter=t.quarter(f.quarter),
+        segments=[(e, f.segment_name(f.segment(e)), g.id) for g in f.groups for e in f.segments_of(g.id)],
     )
 
 
@@ -238,7 +268,7 @@ def answer(f: Facts, found) -> dict:
     bars, used = _bars(f, basis, peers, with_sga=True)
     bars = [b for b in bars if b.value is not None]
     alt = _("{metric}, {period}: {values}").format(
-        metric=label, period=f.period[basis], values="; ".join(f"{b.label} {b.text}" for b in bars)
+        metric=label, period=f.period[basis], values=t.seq(f"{b.label} {b.text}" for b in bars)
     )
     title = _("{metric}, {period}").format(metric=label, period=f.period[basis])
     subtitle = _("Every company with a figure, sorted; hatched: SG&A where a company reports only SG&A")
@@ -258,7 +288,7 @@ def _dek(f: Facts, found) -> str:
     t, sm = f.text, f.section_metric
     _ = t.gettext
     values = [
-        f"{f.shown(f.by[b][(f.subject, sm.id)], sm.unit)} ({f.period_short[b]})"
+        _("{value} ({period})").format(value=f.shown(f.by[b][(f.subject, sm.id)], sm.unit), period=f.period_short[b])
         for b in f.bases
         if not is_missing(f.by[b][(f.subject, sm.id)]["value"])
     ]
@@ -272,7 +302,7 @@ def _dek(f: Facts, found) -> str:
     )
     if not values:
         return ""  # the headline already says there is nothing to compare
-    return _("{subject}: {values}; {how}.").format(subject=f.name(f.subject), values=", ".join(values), how=how)
+    return _("{subject}: {values}; {how}.").format(subject=f.name(f.subject), values=t.join(values), how=how)
 
 
 def _takeaways(f: Facts, found, basis: str) -> list[str]:
@@ -300,13 +330,11 @@ def _takeaways(f: Facts, found, basis: str) -> list[str]:
                 )
             )
         elif st["values"]:
-            listed = ", ".join(f"{f.name(c)} {t.fmt(v, 'ratio')}" for c, v in st["values"])
+            listed = t.gettext(", ").join(f"{f.name(c)} {t.fmt(v, 'ratio')}" for c, v in st["values"])
             gaps.append(_("{group}: fewer than three peers, no median ({values})").format(group=g.label, values=listed))
     out = []
     if gaps:
-        out.append(
-            _("Against each group's median, {period}: {gaps}.").format(period=f.period[basis], gaps="; ".join(gaps))
-        )
+        out.append(_("Against each group's median, {period}: {gaps}.").format(period=f.period[basis], gaps=t.seq(gaps)))
     change = compute_one(f.ctx.norm, f.subject, f.quarter, QUARTER, _change_metric(sm))
     prior = compute_one(f.ctx.norm, f.subject, f.quarter.shift(-4), QUARTER, sm)
     now = f.by[QUARTER][(f.subject, sm.id)]
@@ -346,11 +374,11 @@ def _caveat(f: Facts, found) -> str:
         )
     if not parts:
         return ""
-    return _("Caveat: {parts}.").format(parts="; ".join(parts))
+    return _("Caveat: {parts}.").format(parts=t.seq(parts))
 
 
 def _list(t: Text, items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + t.gettext(" and ") + items[-1]
+    return t.join(items)
 
 
 def _change_metric(sm: Metric) -> Metric:
@@ -392,9 +420,11 @@ def snapshot(f: Facts, found) -> dict:
     shown = {}
     for b in f.bases:
         for rec in f.records[b]:
-            unit = BY_ID[rec["metric"]].unit
+            unit = metric_of(rec["metric"]).unit
             reports = sorted({f.rows[r].report for r in rec["sources"] if r in f.rows})
-            shown[f"{b}|{rec['company']}|{rec['metric']}"] = [f.shown(rec, unit), reports, sorted(rec["flags"])]
+            # the figure as shown, and as English shows it: the key that says whether it changed in any language
+            key = fmt_value(rec["value"], unit, rec.get("uncertainty"), "en")
+            shown[f"{b}|{rec['company']}|{rec['metric']}"] = [f.shown(rec, unit), reports, sorted(rec["flags"]), key]
     comparisons = {c.peer: [c.side, c.basis, c.metric] for c in found.comparisons}
     return {"figures": shown, "comparisons": comparisons}
 
@@ -419,15 +449,23 @@ def changes(f: Facts, found, snap: dict) -> dict:
             items.append(_("{name} reported: now in the comparisons").format(name=f.name(c)))
     order = {m.id: i for i, m in enumerate(METRICS)}
     changed = []
+
+    def missing(a: list) -> bool:
+        return a[0] == na or (len(a) > 3 and a[3] == NOT_AVAILABLE)
+
+    def same(a: list, b: list) -> bool:  # by the language-independent key where both have one
+        return a[3] == b[3] if len(a) > 3 and len(b) > 3 else a[0] == b[0]
+
     for key, (text, reports, *rest) in new_fig.items():
-        if key not in old_fig or old_fig[key][0] == text or old_fig[key][0] == na or text == na:
+        before = old_fig.get(key)
+        if before is None or same(before, new_fig[key]) or missing(before) or missing(new_fig[key]):
             continue
         basis, company, metric = key.split("|")
         flags, old_flags = (rest or [[]])[0], (old_fig[key][2:] or [[]])[0]
         if "restated" in flags and "restated" not in old_flags:
             why = _("restated in a later report")
         elif reports != old_fig[key][1]:
-            why = _("now from {reports}").format(reports=", ".join(reports))
+            why = _("now from {reports}").format(reports=t.gettext(", ").join(reports))
         else:
             why = _("the data behind it changed")
         changed.append(
@@ -436,7 +474,7 @@ def changes(f: Facts, found, snap: dict) -> dict:
                 order.get(metric, 99),
                 _("{name}, {metric} ({period}): {old} → {new} ({why})").format(
                     name=f.name(company),
-                    metric=_(BY_ID[metric].label),
+                    metric=_(metric_of(metric).label),
                     period=f.period_short.get(basis, basis),
                     old=old_fig[key][0],
                     new=text,
@@ -553,17 +591,15 @@ def section(f: Facts, g, gi: int) -> dict:
         used += mk
         median, median_label = _group_median(f, g, b)
         panels.append((f.period_short[b], bars, median, median_label))
-        values_text.append(
-            f"{f.period[b]}: "
-            + "; ".join(f"{x.label} {x.text}" for x in bars)
-            + (f"; {median_label} {t.fmt(median, 'ratio')}" if median is not None else "")
-        )
+        items = [f"{x.label} {x.text}" for x in bars]
+        items += [f"{median_label} {t.fmt(median, 'ratio')}"] if median is not None else []
+        values_text.append(_("{name}: {values}").format(name=f.period[b], values=t.seq(items)))
     bar = charts.hbars(
         panels,
         _("{metric}: {subject} and {group}").format(metric=label, subject=f.name(f.subject), group=g.label),
         _("Each basis in its own panel; hatched: SG&A; dashed: the peers' median where three or more"),
         _source_line(f),
-        _("{metric}, {group}. {values}").format(metric=label, group=g.label, values=". ".join(values_text)),
+        _("{metric}, {group}. {values}").format(metric=label, group=g.label, values=t.gettext(". ").join(values_text)),
     )
     quarters = [f.quarter.shift(-k) for k in range(s.trend_quarters - 1, -1, -1)]
     series, without = [], []
@@ -587,10 +623,13 @@ def section(f: Facts, g, gi: int) -> dict:
     if without:
         subtitle += " " + _("No single-quarter figures: {names}.").format(names=_list(t, without))
     alt_lines = [
-        f"{x.label}: "
-        + ", ".join(
-            f"{q} {t.fmt(v, 'ratio') if v is not None else t.not_available}" for q, v in zip(quarters, x.values)
-        )  # fmt: skip
+        _("{name}: {values}").format(
+            name=x.label,
+            values=t.gettext(", ").join(
+                f"{t.quarter(q)} {t.fmt(v, 'ratio') if v is not None else t.not_available}"
+                for q, v in zip(quarters, x.values)
+            ),
+        )
         for x in series
     ]
     trend = charts.trend(
@@ -599,7 +638,7 @@ def section(f: Facts, g, gi: int) -> dict:
         _("{metric}, the last {n} quarters").format(metric=label, n=len(quarters)),
         subtitle,
         _source_line(f),
-        "; ".join(alt_lines),
+        t.seq(alt_lines),
     )
     notes = Notes()
     change_metric = _change_metric(sm)
@@ -636,19 +675,34 @@ def section(f: Facts, g, gi: int) -> dict:
             cells.append(f.cell(by_q[(c, sm.like_for_like)], "ratio", notes))
         table_marks += "".join(x["marks"] for x in cells)
         rows.append({**f.person(c), "cells": cells})
+        if c == f.subject:  # the matching segment beside the whole company, labelled as such
+            for entity in f.segments_of(g.id):
+                seg_cells = [
+                    f.cell(by_q.get((entity, "revenue")), "rmb_mn", notes),
+                    f.cell(by_q.get((entity, "revenue_yoy")), "growth", notes),
+                    f.cell(by_q.get((entity, "gross_margin")), "ratio", notes),
+                ]
+                why = _("expenses are not split by segment: expense ratios exist only for the whole company")
+                seg_cells += [f.unsplit(why, notes)] * (len(cells) - len(seg_cells))
+                table_marks += "".join(x["marks"] for x in seg_cells)
+                rows.append({**f.person(f.subject), "name": f.name(entity), "name_zh": "", "segment": True,
+                             "subject": False, "cells": seg_cells})  # fmt: skip
     columns = [_("Revenue, RMB mn"), _("Revenue YoY"), _("Gross margin")]
-    columns += [f"{label}, {f.period_short[b]}" for b in f.bases]
+    columns += [_("{metric}, {period}").format(metric=label, period=f.period_short[b]) for b in f.bases]
     columns.append(_("{metric}, change YoY").format(metric=label))
     width = max(len(r["cells"]) for r in rows)
     if width > len(columns):
         columns.append(_("SG&A ratio"))
     for r in rows:
         r["cells"] += [{"text": "", "marks": "", "missing": False, "title": "", "note": ""}] * (width - len(r["cells"]))
+    margin, margin_key = _segment_margins(f, g)
     return {
         "id": g.id,
         "label": g.label,
         "bar": bar,
         "bar_key": f.key(used),
+        "margin": margin,
+        "margin_key": margin_key,
         "trend": trend,
         "rows": rows,
         "columns": columns,
@@ -658,6 +712,44 @@ def section(f: Facts, g, gi: int) -> dict:
         "notes": notes.items,
         "key": f.key(table_marks),
     }
+
+
+def _segment_margins(f: Facts, g):
+    """Where the subject has a segment matching the group: gross margins of the subject, the segment and the peers,
+    each basis in its panel (None where there is no segment). Expenses are not split by segment, so the gross
+    margin is the like-with-like comparison."""
+    entities = f.segments_of(g.id)
+    if not entities:
+        return None, []
+    t = f.text
+    _ = t.gettext
+    panels, used, values = [], "", []
+    for b in f.bases:
+        bars = []
+        for c in [f.subject, *entities, *g.members]:
+            rec = f.by[b].get((c, "gross_margin"))
+            if rec is None or is_missing(rec["value"]):
+                continue
+            used += marks(rec["flags"])
+            bars.append(charts.Bar(f.name(c), rec["value"], c == f.subject or c in entities,
+                                   sup_marks(rec["flags"]), False, f.shown(rec, "ratio")))  # fmt: skip
+        st = f.stat[b][(g.id, "gross_margin")]
+        panels.append((f.period_short[b], bars, st["median"], _("peer median")))
+        values.append(_("{name}: {values}").format(name=f.period[b], values=t.seq(f"{x.label} {x.text}" for x in bars)))
+    names = t.join([t.gettext(f.segment_name(f.segment(e))) for e in entities])
+    chart = charts.hbars(
+        panels,
+        _("Gross margin: {subject}, its {segment} and {group}").format(
+            subject=f.name(f.subject), segment=names, group=g.label
+        ),
+        _(
+            "Like with like: the segment's own revenue and gross profit, as its company reports them; each basis in "
+            "its own panel"
+        ),  # fmt: skip
+        _source_line(f),
+        _("Gross margin, {group}. {values}").format(group=g.label, values=t.gettext(". ").join(values)),
+    )
+    return chart, f.key(used)
 
 
 def _group_median(f: Facts, g, basis: str) -> tuple[float | None, str]:
@@ -702,7 +794,10 @@ def scatter(f: Facts) -> dict:
         _("Revenue growth, year on year"),
         label,
         _source_line(f),
-        "; ".join(f"{p.label}: {t.fmt(p.x, 'growth')}, {t.fmt(p.y, 'ratio')}" for p in points),
+        t.seq(
+            _("{name}: {growth}, {ratio}").format(name=p.label, growth=t.fmt(p.x, "growth"), ratio=t.fmt(p.y, "ratio"))
+            for p in points
+        ),
     )
     return {"scatter": chart, "scatter_left_out": left_out}
 
@@ -746,10 +841,11 @@ def sources(f: Facts) -> dict:
                 if row is None:
                     continue
                 kind, issuer = _document_kind(f, row.source_url)
+                owner = split_entity(row.company)[0]  # a segment's documents are its company's
                 d = docs.setdefault(
-                    (row.company, row.source_url),
+                    (owner, row.source_url),
                     {
-                        "company": row.company,
+                        "company": owner,
                         "url": row.source_url,
                         "kind": kind,
                         "kind_label": t.gettext(KIND_LABEL[kind]),
@@ -775,7 +871,7 @@ def sources(f: Facts) -> dict:
             entries.append(
                 {
                     **d,
-                    "titles": "; ".join(sorted(d["titles"])),
+                    "titles": t.seq(sorted(d["titles"])),
                     "mark": {"low": "l", "medium": "m"}.get(worst, ""),
                 }
             )
@@ -810,7 +906,9 @@ def assemble(f: Facts) -> dict:
         **sources(f),
         "snapshot": snap,
     }
-    b["chart_count"] = 1 + 2 * len(b["sections"]) + (1 if b["scatter"] else 0)
+    b["chart_count"] = (
+        1 + 2 * len(b["sections"]) + sum(1 for sec in b["sections"] if sec["margin"]) + (1 if b["scatter"] else 0)
+    )
     return b
 
 

@@ -264,13 +264,16 @@ def _metrics_help() -> str:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--metrics", "metric_ids", type=MetricListType(), help="Only these metrics (comma-separated ids).")
 @click.option("--peer-stats", is_flag=True, help="Add each group's median and mean and the subject's rank.")
+@click.option(
+    "--segments", is_flag=True, help="Add the subject's segments (revenue, growth, gross margin, share of revenue)."
+)
 @click.pass_context
-def metrics(ctx, quarter, basis, fmt, metric_ids, peer_stats):
+def metrics(ctx, quarter, basis, fmt, metric_ids, peer_stats, segments):
     from . import export, pipeline
 
     quarter = _resolve(ctx, quarter)
     c = pipeline.open_workspace(workspace_of(ctx), [quarter], trend=False)
-    table = pipeline.metric_table(c, quarter, basis)
+    table = pipeline.metric_table(c, quarter, basis, segments=segments)
     stats = pipeline.group_stats(c, table) if peer_stats else None
     if metric_ids:
         table = table[table.metric.isin(metric_ids)]
@@ -280,7 +283,7 @@ def metrics(ctx, quarter, basis, fmt, metric_ids, peer_stats):
     elif fmt == "csv":
         click.echo(export.csv_text(table, stats), nl=False)
     else:
-        labels = {g.id: g.label for g in c.settings.groups}
+        labels = {g.id: g.label for g in c.settings.groups} | {"segment": "Segments"}
         shown = metric_ids or [m for m in c.settings.metrics if m in set(table.metric)]
         click.echo(export.table_text(table, stats, shown, group_labels=labels, fit=not metric_ids))
 
@@ -360,7 +363,13 @@ def build(ctx, quarters, edition_date, force, languages):
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace files that differ from the defaults (and list them).")
-def init(directory, force):
+@click.option(
+    "--example",
+    default=None,
+    metavar="NAME",
+    help="Also lay an example over the workspace, e.g. global_anchors (Apple and Tesla as a peer group).",
+)
+def init(directory, force, example):
     """Create a workspace in DIRECTORY from the packaged defaults (Xiaomi and nine peers).
 
     Writes only the files that are missing: a file already there is never overwritten (it is listed as kept);
@@ -372,7 +381,13 @@ def init(directory, force):
     """
     from . import pipeline
 
+    if example is not None and example not in pipeline.examples():
+        raise click.BadParameter(
+            f"no example '{example}'; known: {', '.join(pipeline.examples())}", param_hint="--example"
+        )
     report = pipeline.init_workspace(directory, force)
+    if example:
+        report.written += [p for p in pipeline.apply_example(directory, example) if p not in report.written]
     for p in report.written:
         click.echo(f"wrote     {p}")
     for p in report.replaced:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import ConfigError, Problems
 from .i18n import LANGUAGES
+from .model import N_
 
 CONFIG_NAME = "reportgen.toml"
 
@@ -44,13 +45,13 @@ class Settings:
     #: company id of the subject
     subject: str = "xiaomi"
     #: cover title; {subject} and {quarter} are filled in (the default is translated into each language)
-    title: str = "{subject} vs peers: {quarter} briefing"
+    title: str = N_("{subject} vs peers: {quarter} briefing")
     #: the language of the briefing: "en" or "zh-CN"
     language: str = "en"
     #: title, author and confidentiality in other languages ([report.zh-CN]): (language, key, text)
     translations: tuple[tuple[str, str, str], ...] = ()
-    author: str = "Strategy & Investor Relations"
-    confidentiality: str = "Internal: for the management team only. Do not forward outside the company."
+    author: str = N_("Strategy & Investor Relations")
+    confidentiality: str = N_("Internal: for the management team only. Do not forward outside the company.")
     #: scorecard metrics in order
     metrics: tuple[str, ...] = (
         "revenue",

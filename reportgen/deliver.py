@@ -270,9 +270,9 @@ def build_message(
     body += [f"{i}. {s}" for i, s in enumerate(findings, 1)] or [none]
     body += ["", *notes] if notes else []
     marks = [f"{SUPERSCRIPT.get(f['mark'], f['mark'])} {f['text']}" for f in manifest.get("footnotes", [])]
-    marks_line = _("Marks: {marks}.").format(marks="; ".join(marks)) if marks else ""
+    marks_line = _("Marks: {marks}.").format(marks=t.seq(marks)) if marks else ""
     body += ["", marks_line] if marks else []
-    attached = _("Attached: {files}.").format(files=", ".join(names)) if names else ""
+    attached = _("Attached: {files}.").format(files=_(", ").join(names)) if names else ""
     body += ["", attached or _("The briefing is not attached to this message.")]
     # Quoted-printable keeps the message 7-bit clean, so servers without 8BITMIME pass it on unchanged.
     msg.set_content("\n".join(body) + "\n", cte="quoted-printable")

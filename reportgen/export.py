@@ -11,14 +11,14 @@ import io
 import pandas as pd
 
 from .i18n import Text
-from .metrics import BY_ID
-from .model import BASES, FLAGS, ITEM, N_, QUARTER, YTD, Reason, is_missing, marks, sup_marks
+from .metrics import BY_ID, metric_of
+from .model import BASES, FLAGS, ITEM, N_, QUARTER, YTD, Reason, is_missing, marks, split_entity, sup_marks
 from .periods import Quarter
 
-COLUMNS = ["company", "name", "name_zh", "group", "quarter", "basis", "metric", "statistic", "n", "value",
-           "uncertainty", "confidence", "flags", "reason", "note", "sources"]  # fmt: skip
-CSV_COLUMNS = ["company", "name", "group", "quarter", "basis", "metric", "statistic", "n", "value", "uncertainty",
-               "confidence", "flags", "reason", "note", "sources"]  # fmt: skip
+COLUMNS = ["company", "segment", "name", "name_zh", "group", "quarter", "basis", "metric", "statistic", "n",
+           "value", "uncertainty", "confidence", "flags", "reason", "note", "sources"]  # fmt: skip
+CSV_COLUMNS = ["company", "segment", "name", "group", "quarter", "basis", "metric", "statistic", "n", "value",
+               "uncertainty", "confidence", "flags", "reason", "note", "sources"]  # fmt: skip
 STATISTICS = ("median", "mean", "rank")
 #: the terminal table fits this many columns unless the caller gives another width
 TABLE_WIDTH = 100
@@ -34,9 +34,11 @@ def records(table: pd.DataFrame, stats: pd.DataFrame | None = None, text: Text |
     t = text or Text()
     out = []
     for r in table.to_dict("records"):
+        company, segment = split_entity(r["company"])
         out.append(
             {
-                "company": r["company"],
+                "company": company,
+                "segment": segment,  # null for the whole company
                 "name": r["name"],
                 "name_zh": r["name_zh"],
                 "group": r["group"],
@@ -65,12 +67,13 @@ def stat_records(table: pd.DataFrame, stats: pd.DataFrame, text: Text) -> list[d
     subject = table[table.group == "subject"].iloc[0] if (table.group == "subject").any() else None
     out = []
     for s in stats.to_dict("records"):
-        base = {"quarter": quarter, "basis": basis, "metric": s["metric"], "group": s["group"], "sources": []}
+        base = {"segment": None, "quarter": quarter, "basis": basis, "metric": s["metric"], "group": s["group"],
+                "sources": []}  # fmt: skip
         for stat in ("median", "mean"):
             out.append(
                 {
                     "company": None,
-                    "name": text.gettext("Peer median" if stat == "median" else "Peer mean"),
+                    "name": text.gettext("Peer median") if stat == "median" else text.gettext("Peer mean"),
                     "name_zh": None,
                     **base,
                     "statistic": stat,
@@ -196,7 +199,7 @@ def table_text(
     _ = t.gettext
     chosen = metrics or list(dict.fromkeys(table.metric))
     recs = records(table, stats, t)
-    by = {(r["company"], r["metric"], r["statistic"], r["group"]): r for r in recs}
+    by = {(r["company"], r.get("segment"), r["metric"], r["statistic"], r["group"]): r for r in recs}
     groups = list(dict.fromkeys(r["group"] for r in recs if r["statistic"] is None))
     used: set[str] = set()
 
@@ -206,19 +209,22 @@ def table_text(
         if r["statistic"] == "rank":
             return "" if r["value"] is None else f"{r['value']}/{r['n']}"
         used.update(r["flags"] if r["value"] is not None else ())
-        shown = t.fmt(r["value"], BY_ID[r["metric"]].unit, r.get("uncertainty"))
+        shown = t.fmt(r["value"], metric_of(r["metric"]).unit, r.get("uncertainty"))
         return shown + (sup_marks(r["flags"]) if r["value"] is not None else "")
 
     def body(cols: list[str]) -> list[list[str]]:
         rows = []
         for g in groups:
             members = [r for r in recs if r["statistic"] is None and r["group"] == g and r["metric"] == cols[0]]
+            if not members:
+                continue
             if g != "subject":
                 rows.append([(group_labels or {}).get(g, g)] + [""] * len(cols))
             indent = "" if g == "subject" else "  "
             for m in members:
                 rows.append(
-                    [indent + _short_name(m["name"], 16)] + [cell(by.get((m["company"], c, None, g))) for c in cols]
+                    [indent + _short_name(m["name"], 16)]
+                    + [cell(by.get((m["company"], m.get("segment"), c, None, g))) for c in cols]
                 )
             if stats is not None and g != "subject":
                 for stat, label in (("median", _("median")), ("mean", _("mean")), ("rank", _("rank"))):
@@ -241,7 +247,7 @@ def table_text(
         return rows
 
     def render(cols: list[str]) -> str:
-        headers = [_("Company")] + [_(BY_ID[c].short or BY_ID[c].label) for c in cols]
+        headers = [_("Company")] + [_(metric_of(c).short or metric_of(c).label) for c in cols]
         align = ("left",) + ("right",) * len(cols)
         return tabulate(body(cols), headers=headers, tablefmt="simple", disable_numparse=True, colalign=align)
 

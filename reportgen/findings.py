@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .model import N_, is_missing, sup_marks
+from .model import N_, NC_, is_missing, sup_marks
 
 IN_LINE_PP = 0.05
 
@@ -34,6 +34,9 @@ DEFAULT_TEMPLATES = {
     "clause": N_("in {period}, {subject}'s {metric} of {value} is {comparisons}"),
     "clause_first": N_("In {period}, {subject}'s {metric} of {value} is {comparisons}"),
     "clause_same": N_("its {metric} of {value} is {comparisons}"),  # a second clause on the same basis
+    # the subject's segment against the peer group it matches (expenses are not split by segment)
+    "segment_sentence": N_("{group}, like with like: {clauses}; expense ratios exist only for the whole company."),
+    "segment_clause": N_("in {period}, the {subject}'s {metric} of {value} is {comparisons}"),
     "peer_value": N_("{owner} {value}"),
     "largest_move": N_("The largest year-on-year move in {metric} was {company}'s {change}, to {value}."),
     "left_out": N_(
@@ -52,11 +55,14 @@ DEFAULT_TEMPLATES = {
     "list_sep": N_(", "),  # between the items of a list, and between the comparison groups of a clause
     "clause_sep": N_("; "),  # between the clauses of a sentence (one per basis and definition)
     "comparison": N_("{word} {peers}"),  # "below Midea's 9.1%"
+    # between the comparison groups of a clause: "below A's 9.1%, slightly above B's"
+    "comparison_sep": NC_("between comparisons", ", "),
 }
 #: placeholders each sentence may use (checked when a workspace rewords one)
 PLACEHOLDERS = {k: frozenset(re.findall(r"{(\w+)}", v)) for k, v in DEFAULT_TEMPLATES.items()}
 PLACEHOLDERS["peer_value"] |= {"peer"}  # the name alone, for a wording without the possessive
 PLACEHOLDERS["clause_same"] |= {"subject", "period"}
+PLACEHOLDERS["headline_all_but"] |= {"peers"}  # the names alone, where a language needs no possessive
 POSITION_METRICS = ("revenue_yoy", "gross_margin", "rnd_ratio")
 MOVE_METRICS = ("revenue_yoy", "gross_margin_yoy_pp")
 
@@ -95,6 +101,7 @@ class Findings:
     sentences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)  # of the section metric, one per peer with a value
+    segment_comparisons: list[Comparison] = field(default_factory=list)  # segments' gross margins against peers
 
 
 def comparison_word(subject: float, peer: float, slightly_pp: float, words: dict) -> str:
@@ -151,7 +158,7 @@ def compare(
 
 
 def _clauses(comps: list[Comparison], views: list[View], subject_name: str, names: dict, metrics: dict, t: dict,
-             shown, first: bool) -> list[str]:  # fmt: skip
+             shown, first: bool, clause: str = "clause") -> list[str]:  # fmt: skip
     """One clause per (basis, definition) among the comparisons, in the views' order."""
     clauses = []
     order = {v.basis: i for i, v in enumerate(views)}
@@ -165,13 +172,13 @@ def _clauses(comps: list[Comparison], views: list[View], subject_name: str, name
             by_word.setdefault(c.word, []).append(
                 t["peer_value"].format(peer=peer, value=shown(c.other, mid), owner=possessive(peer, t))
             )
-        comparisons = t["list_sep"].join(
+        comparisons = t["comparison_sep"].join(
             t["comparison"].format(word=w, peers=_join(items, t["and"], t["list_sep"])) for w, items in by_word.items()
         )
         if clauses and keys[len(clauses) - 1][0] == basis:
             template = t["clause_same"]
         else:
-            template = t["clause_first"] if first and not clauses else t["clause"]
+            template = t["clause_first"] if first and not clauses else t[clause]
         clauses.append(
             template.format(
                 period=periods[basis],
@@ -205,7 +212,8 @@ def headline(comps: list[Comparison], subject_name: str, names: dict, metric, pe
         return t["headline_all"].format(**common, side=side)
     if len(minority) <= 2 and len(comps) >= 3:
         who = _join([possessive(names[c.peer], t) for c in minority], t["and"], t["list_sep"])
-        return t["headline_all_but"].format(**common, side=side, names=who)
+        plain = _join([names[c.peer] for c in minority], t["and"], t["list_sep"])
+        return t["headline_all_but"].format(**common, side=side, names=who, peers=plain)
     return t["headline_some"].format(**common, side=side, count=len(majority), total=len(comps))
 
 
@@ -223,6 +231,7 @@ def build_findings(
     section_metric: str = "selling_expense_ratio",
     no_figures: list[str] = (),
     quarter: str = "",
+    segments: list[tuple[str, str, str]] = (),
 ) -> Findings:
     """The headline, the key findings and their notes.
 
@@ -253,6 +262,17 @@ def build_findings(
         if mine:
             clauses = _clauses(mine, views, subj_name, names, metrics, t, shown, first=False)
             out.sentences.append(t["group_sentence"].format(group=labels[g.id], clauses=t["clause_sep"].join(clauses)))
+        # the matching segment on its gross margin: like with like where the whole company is mostly other things
+        for entity, segment_name, group_id in segments:
+            if group_id != g.id or "gross_margin" not in metrics:
+                continue
+            seg_comps, _gaps = compare(views, entity, [g], metrics["gross_margin"], slightly_pp, t, metrics)
+            if seg_comps:
+                clauses = _clauses(seg_comps, views, segment_name, names, metrics, t, shown, False, "segment_clause")
+                out.sentences.append(
+                    t["segment_sentence"].format(group=labels[g.id], clauses=t["clause_sep"].join(clauses))
+                )
+                out.segment_comparisons += seg_comps
     left = set(not_reported) | set(no_figures)
     missing_names = [names[p] for p in gaps if names.get(p) and names[p] not in left]
     if not any(_has(v.by.get((subject, sm.id))) for v in views):

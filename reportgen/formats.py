@@ -7,7 +7,7 @@ import math
 
 from .model import is_missing
 
-NOT_AVAILABLE = "n/a"
+NOT_AVAILABLE = "n/a"  # the msgid of the catalogue (marked for extraction in i18n)
 #: the true minus sign (U+2212), in tables, sentences and charts alike
 MINUS = "\u2212"
 #: the finest step each unit is shown in (as the value is stored: fractions for ratios, RMB million for amounts)

@@ -3,7 +3,9 @@ message catalogue per language, gettext `.po` files under `reportgen/locale/` re
 source language: its messages are the msgids themselves.
 
 Extract the messages after changing a string (the README's "Development" section has the command):
-    pybabel extract -F babel.cfg -o reportgen/locale/reportgen.pot .
+    pybabel extract -F babel.cfg -k N_ -k NC_:1c,2 --omit-header --no-location --sort-output \
+        -o reportgen/locale/reportgen.pot .
+    pybabel update -D reportgen -i reportgen/locale/reportgen.pot -d reportgen/locale --no-fuzzy-matching
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .formats import NOT_AVAILABLE, fmt_value
-from .model import FLAG, ITEM, Reason, Term, is_missing, marks, sup_marks
+from .model import FLAG, ITEM, N_, Contextual, Reason, Term, is_missing, marks, sup_marks
 
 DOMAIN = "reportgen"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -73,6 +75,8 @@ class Text:
 
     # -- messages ----------------------------------------------------------------------------------------------
     def gettext(self, message: str) -> str:
+        if isinstance(message, Contextual):
+            return self._t.pgettext(message.context, message)
         return self._t.gettext(message) if message else message
 
     _ = gettext
@@ -83,7 +87,7 @@ class Text:
     def reason(self, reason) -> str:
         """A missing-value reason in words."""
         if isinstance(reason, Reason):
-            return reason.render(self.gettext)
+            return reason.render(self.gettext, self.quarter)
         return self.gettext(reason) if isinstance(reason, Term) else str(reason or "")
 
     def item(self, item_id: str) -> str:
@@ -99,7 +103,7 @@ class Text:
     # -- figures -----------------------------------------------------------------------------------------------
     @property
     def not_available(self) -> str:
-        return self.gettext(NOT_AVAILABLE)
+        return self.gettext(N_("n/a")) if NOT_AVAILABLE == "n/a" else self.gettext(NOT_AVAILABLE)
 
     def fmt(self, value, unit: str, uncertainty: float | None = 0.0) -> str:
         """A figure as shown: 6.7%, +30.5%, +1.8 pp, 115,956 (RMB million; in Chinese 1,159.56 in 亿元), n/a; never

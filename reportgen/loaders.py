@@ -14,7 +14,7 @@ from pathlib import Path
 from . import readers
 from .config import check_placeholders, line_of, read_toml, workspace_path
 from .errors import DataError, PeriodError
-from .model import BASES, ITEMS, Company, PolicyChange, ReportedRow
+from .model import BASES, FISCAL_CALENDARS, ITEMS, Company, PolicyChange, ReportedRow, Segment
 from .periods import Quarter
 from .readers import FINANCIAL_COLUMNS, parse_number
 
@@ -97,7 +97,7 @@ def load_registry(root: Path) -> dict[str, Company]:
                 )
         if not isinstance(c.get("sector", ""), str):
             raise DataError("sector must be text", rel, line_of(text, "sector", cid), "sector")
-        known = set(required) | {"fiscal_year_end", "sector", "policy_changes"}
+        known = set(required) | {"fiscal_year_end", "sector", "policy_changes", "segments", "fiscal_calendar"}
         for k in c:
             if k not in known:
                 raise DataError(
@@ -169,6 +169,14 @@ def load_registry(root: Path) -> dict[str, Company]:
                     str(pc.get("source", "")),
                 )
             )
+        calendar = c.get("fiscal_calendar", "")
+        if calendar not in ("", *FISCAL_CALENDARS):
+            raise DataError(
+                f"fiscal_calendar must be {' or '.join(FISCAL_CALENDARS)} (or left out), not {calendar!r}",
+                rel,
+                line_of(text, "fiscal_calendar", cid),
+                "fiscal_calendar",
+            )
         out[cid] = Company(
             cid,
             c["name"],
@@ -182,8 +190,33 @@ def load_registry(root: Path) -> dict[str, Company]:
             str(c.get("sector", "")),
             tuple(changes),
             line,
+            _segments(c.get("segments", []), cid, rel, text, line),
+            calendar,
         )
     return out
+
+
+def _segments(value, cid: str, rel: str, text: str, line) -> tuple[Segment, ...]:
+    """[[ID.segments]] tables: id, name, name_zh, group (the peer group the segment is compared with)."""
+    where = line_of(text, "segments", cid) or line
+    if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
+        raise DataError(f"must be a list of tables: [[{cid}.segments]] with id, name, name_zh, group", rel, where,
+                        "segments")  # fmt: skip
+    out, seen = [], set()
+    for spec in value:
+        for key in spec:
+            if key not in ("id", "name", "name_zh", "group"):
+                raise DataError(f"unknown key in a segment of '{cid}'; known keys: id, name, name_zh, group", rel,
+                                where, key)  # fmt: skip
+        for key in ("id", "name", "name_zh", "group"):
+            if not isinstance(spec.get(key, ""), str) or (key != "group" and not spec.get(key, "").strip()):
+                raise DataError(f"a segment of '{cid}' needs a text value for '{key}'", rel, where, key)
+        sid = spec["id"]
+        if not COMPANY_ID.fullmatch(sid) or sid in seen:
+            raise DataError(f"'{sid}' is not a segment id (letters, digits, _ and -, once each)", rel, where, "id")
+        seen.add(sid)
+        out.append(Segment(sid, spec["name"], spec["name_zh"], spec.get("group", "")))
+    return tuple(out)
 
 
 def load_labels(root: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -343,6 +376,66 @@ def load_financials(
     skipped = periods is not None and any(c == company.id for c, _ in (reported or ()))
     if not out and not found and not skipped:
         _no_figures(company, rel, warnings)
+    return out
+
+
+def segment_files(root: Path, company: str) -> list[Path]:
+    rels = (f"data/segments/{company}.csv", f"data/segments/{company}.xlsx")
+    return [workspace_path(root, rel, DataError) for rel in rels if (Path(root) / rel).exists()]
+
+
+def segment_company(company: Company, segment: Segment) -> Company:
+    """The entity a segment's figures are normalized as: the company's calendar and reporting, its own id."""
+    from dataclasses import replace
+
+    return replace(company, id=segment.entity(company.id), name=segment.name, name_zh=segment.name_zh,
+                   policy_changes=(), segments=())  # fmt: skip
+
+
+def load_segments(
+    root: Path, company: Company, labels, overrides, fx, problems: list | None = None
+) -> list[ReportedRow]:
+    """The company's segment figures (data/segments/ID.csv): the financials columns, plus `segment` (an id the
+    registry lists) and `definition` (the segment's scope as the company reported it with the figure). Each row
+    becomes a ReportedRow of the segment's entity ("xiaomi.ev"). None without segments or a file."""
+    files = segment_files(root, company.id)
+    if not files or not company.segments:
+        if files and problems is not None:
+            problems.append(DataError(f"'{company.id}' lists no [[{company.id}.segments]] in data/companies.toml",
+                                      _rel(files[0], root)))  # fmt: skip
+        return []
+    path = files[0]
+    rel = _rel(path, root)
+    label_map = {**labels, **overrides.get(company.id, {})}
+    segments = {s.id: segment_company(company, s) for s in company.segments}
+    columns = FINANCIAL_COLUMNS + ("segment",)
+
+    def on_header(header):
+        for col in columns:
+            if col not in header:
+                raise DataError(f"missing column '{col}' (the header must name {', '.join(columns)})", rel, 1, col)
+        known = set(columns) | set(readers.OPTIONAL_COLUMNS) | set(readers.SEGMENT_COLUMNS)
+        for col in header:
+            if col not in known:
+                raise DataError(f"unknown column '{col}'; known columns: {', '.join(sorted(known))}", rel, 1, col)
+        return None
+
+    out, seen = [], {}
+    for line, r in readers.records(path, rel, on_header, columns):
+        try:
+            seg = segments.get((r.get("segment") or "").strip())
+            if seg is None:
+                raise DataError(
+                    f"unknown segment '{r.get('segment')}'; data/companies.toml lists {', '.join(segments)}",
+                    rel,
+                    line,
+                    "segment",
+                )
+            out.append(readers.reported_row(r, line, rel, seg, label_map, fx, seen.setdefault(seg.id, {})))
+        except DataError as e:
+            if problems is None:
+                raise
+            problems.append(e)
     return out
 
 

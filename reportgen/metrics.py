@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .model import N_, QUARTER, YTD, Reason, Term, is_missing, item_term, lowest_confidence
+from .model import N_, QUARTER, YTD, Reason, Term, is_missing, item_term, lowest_confidence, split_entity
 from .normalize import Figure, Normalizer, missing
 from .periods import Quarter
 
@@ -116,6 +116,7 @@ METRICS: tuple[Metric, ...] = (
         (
             Variant(("gross_profit", "revenue"), gross_margin_from_profit),
             Variant(("cost_of_revenue", "revenue"), gross_margin_from_cost),
+            Variant(("gross_margin",), identity),  # a margin printed without the amounts (a segment's)
         ),
         phrase=N_("gross margin"),
         short=N_("GM"),
@@ -165,7 +166,7 @@ METRICS: tuple[Metric, ...] = (
             Variant(("selling_expenses", "admin_expenses", "revenue"), summed_ratio, "sga_sum"),
         ),
         phrase=N_("SG&A ratio"),
-        short=N_("SG&A"),
+        short=N_("SG&A ratio"),
     ),
     Metric(
         "admin_expense_ratio",
@@ -303,6 +304,8 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
     """One metric for one company and quarter, with flags, the reason when missing, and its sources."""
     if metric.kind == "level":
         return _level(norm, company, q, basis, metric)
+    if metric.kind == "share":
+        return _share(norm, company, q, basis)
     base = BY_ID[metric.base]
     if metric.kind == "qoq" and basis == YTD:
         return Result(None, frozenset({"missing"}), Reason.of("qoq_ytd"), ())
@@ -360,24 +363,77 @@ def compute_one(norm: Normalizer, company: str, q: Quarter, basis: str, metric: 
             )
         value = now.value / prior.value - 1
         unc = propagate(lambda a, b: a / b - 1, [now.value, prior.value], [now.uncertainty, prior.uncertainty])
+    before = {s.definition for s in prior.sources if s.definition}
+    after = {s.definition for s in now.sources if s.definition}
+    if before and after and before != after:  # a segment whose scope the company changed in between
+        flags |= {"definition_change"}
+        note = note or Reason.of(
+            "definition_change", quarter=q, now="; ".join(sorted(after)), prior_quarter=prior_q,
+            before="; ".join(sorted(before)),
+        )  # fmt: skip
     conf, flags = _quality(sources, flags)
     return Result(value, flags, "", sources, now.old_basis, unc, conf, note)
 
 
+def _share(norm: Normalizer, entity: str, q: Quarter, basis: str) -> Result:
+    """A segment's revenue as a share of its company's."""
+    company, segment = split_entity(entity)
+    if segment is None:
+        return Result(None, frozenset({"missing"}), Reason.of("not_a_segment"), ())
+    part, whole = _level(norm, entity, q, basis, BY_ID["revenue"]), _level(norm, company, q, basis, BY_ID["revenue"])
+    for r in (part, whole):
+        if r.value is None:
+            return Result(None, frozenset({"missing"}), r.reason, ())
+    if whole.value <= 0:
+        return Result(None, frozenset({"missing"}), Reason.of("revenue_not_positive", quarter=q), ())
+    sources = part.sources + whole.sources
+    conf, flags = _quality(sources, (part.flags | whole.flags) - {"low_confidence", "medium_confidence"})
+    unc = propagate(lambda a, b: a / b, [part.value, whole.value], [part.uncertainty, whole.uncertainty])
+    return Result(part.value / whole.value, flags, "", sources, frozenset(), unc, conf)
+
+
+#: a segment's share of its company's revenue: computed for segments only, so it is not in the catalogue
+REVENUE_SHARE = Metric(
+    "revenue_share",
+    N_("Share of revenue"),
+    "ratio",
+    None,
+    N_("A segment's revenue / its company's revenue, for the same period."),
+    kind="share",
+    phrase=N_("share of revenue"),
+    short=N_("Share"),
+)
+
+
+#: what a segment has: revenue and gross profit per segment are published, expenses are not split
+def metric_of(metric_id: str) -> Metric:
+    """A metric of the catalogue, or the segments' share of revenue."""
+    return REVENUE_SHARE if metric_id == REVENUE_SHARE.id else BY_ID[metric_id]
+
+
+SEGMENT_METRIC_IDS = ("revenue", "revenue_yoy", "revenue_qoq", "gross_margin", "gross_margin_yoy_pp")
+SEGMENT_METRICS = (*(BY_ID[m] for m in SEGMENT_METRIC_IDS), REVENUE_SHARE)
+
+
 def compute_metrics(
-    norm: Normalizer, companies: list[tuple[str, str, str, str]], q: Quarter, basis: str = QUARTER, metric_ids=None
+    norm: Normalizer, companies: list[tuple], q: Quarter, basis: str = QUARTER, metric_ids=None
 ) -> pd.DataFrame:
-    """The metric table: one row per (company, metric). companies: (id, name, name_zh, group)."""
+    """The metric table: one row per (company, metric). companies: (id, name, name_zh, group), or with a fifth
+    element, the segment id, for a segment's entity ("xiaomi.ev"): a segment gets SEGMENT_METRICS."""
     import pandas as pd
 
     records = []
     metrics = [BY_ID[m] for m in metric_ids] if metric_ids else METRICS
-    for cid, name, name_zh, group in companies:
-        for m in metrics:
+    for cid, name, name_zh, group, *segment in companies:
+        segment = segment[0] if segment else None
+        for m in SEGMENT_METRICS if segment else metrics:
+            if segment and metric_ids and m.id not in metric_ids:
+                continue
             r = compute_one(norm, cid, q, basis, m)
             records.append(
                 {
                     "company": cid,
+                    "segment": segment,
                     "name": name,
                     "name_zh": name_zh,
                     "group": group,
@@ -398,6 +454,7 @@ def compute_metrics(
         records,
         columns=[
             "company",
+            "segment",
             "name",
             "name_zh",
             "group",

@@ -20,6 +20,20 @@ def N_(message: str) -> str:
     return message
 
 
+class Contextual(str):
+    """A message with a context (gettext's msgctxt): the same English words meaning something else elsewhere, so a
+    language can translate them apart (", " between comparisons is "，" in Chinese, between names "、")."""
+
+    context: str = ""
+
+
+def NC_(context: str, message: str) -> Contextual:
+    """Marks a message with its context for the catalogue (pybabel's keyword NC_:1c,2)."""
+    out = Contextual(message)
+    out.context = context
+    return out
+
+
 # -- statement items ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Item:
@@ -47,6 +61,7 @@ ITEMS: tuple[Item, ...] = (
     Item("selling_expense_ratio", N_("stated selling-expense ratio"), stated_ratio=True),
     Item("admin_expense_ratio", N_("stated admin-expense ratio"), stated_ratio=True),
     Item("rnd_ratio", N_("stated R&D ratio"), stated_ratio=True),
+    Item("gross_margin", N_("stated gross margin"), stated_ratio=True),
 )
 ITEM: dict[str, Item] = {i.id: i for i in ITEMS}
 STATED_RATIOS = tuple(i.id for i in ITEMS if i.stated_ratio)
@@ -96,6 +111,31 @@ class PolicyChange:
         return item in self.items and vintage == "published" and quarter < self.effective
 
 
+#: the separator of a segment's id within its company's: the metric table's entity "xiaomi.ev"
+SEGMENT_SEP = "."
+FISCAL_CALENDARS = ("52-53-week",)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A reported segment (or line of business) of a company: its id, names and the peer group it is compared
+    with ("" for none)."""
+
+    id: str
+    name: str
+    name_zh: str
+    group: str = ""
+
+    def entity(self, company: str) -> str:
+        return f"{company}{SEGMENT_SEP}{self.id}"
+
+
+def split_entity(entity: str) -> tuple[str, str | None]:
+    """("xiaomi", "ev") of "xiaomi.ev"; (company, None) of a whole company's id."""
+    company, sep, segment = entity.partition(SEGMENT_SEP)
+    return (company, segment) if sep else (entity, None)
+
+
 @dataclass(frozen=True)
 class Company:
     id: str
@@ -110,6 +150,10 @@ class Company:
     sector: str
     policy_changes: tuple[PolicyChange, ...] = ()
     line: int | None = None  # where the registry defines it
+    #: the segments the company reports (the subject's are compared with the peer group each names)
+    segments: tuple[Segment, ...] = ()
+    #: "52-53-week": fiscal quarters end on a weekday near the month's end (data rows give the end date)
+    fiscal_calendar: str = ""
 
     @property
     def aligned(self) -> bool:
@@ -200,13 +244,23 @@ FLAGS: tuple[Flag, ...] = (
     Flag("low_confidence", "l", N_("low confidence: rounded, or sources disagree (see Sources)")),
     Flag("total_net_profit", "n", N_("net profit including minority interests (attributable figure not reported)")),
     Flag("fx_converted", "x", N_("converted to RMB at the period-average rate in data/fx.csv")),
+    Flag(
+        "definition_change",
+        "v",
+        N_("compares a segment across a change of its definition (its scope as the company reported it)"),
+    ),
+    Flag(
+        "calendarized",
+        "k",
+        N_("a 52/53-week fiscal quarter, aligned to the calendar quarter whose end is within 15 days of its end"),
+    ),
     Flag("missing", "", N_("not available")),
 )
 FLAG: dict[str, Flag] = {f.id: f for f in FLAGS}
 #: footnote marks as Unicode superscripts, so plain text (mail, terminal) shows them too
 SUPERSCRIPT = {
     "a": "ᵃ", "d": "ᵈ", "s": "ˢ", "c": "ᶜ", "t": "ᵗ", "p": "ᵖ", "r": "ʳ", "n": "ⁿ", "x": "ˣ", "o": "ᵒ", "b": "ᵇ",
-    "m": "ᵐ", "l": "ˡ", "g": "ᵍ",
+    "m": "ᵐ", "l": "ˡ", "g": "ᵍ", "v": "ᵛ", "k": "ᵏ",
 }  # fmt: skip
 #: how sure a figure is, worst first; a metric carries the worst of the figures it uses
 CONFIDENCE_ORDER = ("low", "medium", "high")
@@ -248,6 +302,7 @@ class Source:
     vintage: str
     report: str = ""
     confidence: str = ""
+    definition: str = ""  # a segment figure's definition (its scope) as the company reported it
 
     def ref(self) -> str:
         return f"{self.file}:{self.line}"
@@ -274,6 +329,8 @@ class ReportedRow:
     line: int = 0
     published: str = ""  # the date the figure was published (YYYY-MM-DD), when the source gives it
     uncertainty: float = 0.0  # what the printing implies, in `unit`: 191.5 (亿) is +/-0.05, 432.55 +/-0.005
+    definition: str = ""  # a segment's definition (scope) as the company reported it with this figure
+    calendarized: bool = False  # a 52/53-week fiscal period aligned to the calendar quarter it ends nearest
 
     @property
     def months(self) -> int:
@@ -290,6 +347,7 @@ class ReportedRow:
             self.vintage,
             self.report,
             self.confidence,
+            self.definition,
         )
 
 
@@ -339,6 +397,10 @@ REASONS: dict[str, str] = {
         "across the two"
     ),
     "prior_not_positive": N_("{metric} for {quarter} is not positive"),
+    "definition_change": N_(
+        "compares the segment as defined in {quarter} ({now}) with its definition in {prior_quarter} ({before})"
+    ),
+    "not_a_segment": N_("a share of revenue is a segment's; this is the whole company"),
     "published_base": N_(
         "compared with {quarter} as first published: a later report restated {year}, and the restated figure was "
         "not found"
@@ -364,12 +426,15 @@ class Reason:
             raise KeyError(f"unknown reason code {code!r}")
         return cls(code, tuple(params.items()))
 
-    def render(self, gettext=N_) -> str:
-        """The reason in words, each message passed through `gettext` (identity: English)."""
+    def render(self, gettext=N_, quarter=str) -> str:
+        """The reason in words, each message passed through `gettext` (identity: English) and each quarter through
+        `quarter` (2025Q1, or 2025年第一季度)."""
 
         def word(v):
             if isinstance(v, Reason):
-                return v.render(gettext)
+                return v.render(gettext, quarter)
+            if isinstance(v, Quarter):
+                return quarter(v)
             if isinstance(v, Term):
                 return gettext(v)
             if isinstance(v, tuple):
@@ -384,6 +449,10 @@ class Reason:
 
     def __contains__(self, text: str) -> bool:  # `"vintages" in reason`, as with the text it replaces
         return text in str(self)
+
+
+#: the period lengths as a reason names them ("3M to 2025Q1"), translatable
+BASIS_TERMS = {"3M": Term(N_("3M")), "6M": Term(N_("6M")), "9M": Term(N_("9M")), "12M": Term(N_("12M"))}
 
 
 def item_term(item: str) -> Term:

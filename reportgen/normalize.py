@@ -16,11 +16,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import EXPENSE_ITEMS, QUARTER, STATED_RATIOS, UNITS, YTD, Company, Reason, ReportedRow, Source, item_term
+from .model import (
+    BASIS_TERMS,
+    EXPENSE_ITEMS,
+    QUARTER,
+    STATED_RATIOS,
+    UNITS,
+    YTD,
+    Company,
+    Reason,
+    ReportedRow,
+    Source,
+    item_term,
+)
 from .periods import Quarter
 
 __all__ = ["QUARTER", "YTD", "Figure", "Normalizer", "missing", "check_alignment"]
 _NO_FLAGS, _STATED, _FX = frozenset(), frozenset({"stated_ratio"}), frozenset({"fx_converted"})
+_CALENDARIZED = frozenset({"calendarized"})
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,11 @@ class Normalizer:
     @staticmethod
     def _convert(r: ReportedRow, fx: dict) -> tuple[float, frozenset, float]:
         """(value, flags, uncertainty) in RMB million, or as a fraction for a stated ratio."""
+        value, flags, unc = Normalizer._convert_value(r, fx)
+        return value, (flags | _CALENDARIZED) if r.calendarized else flags, unc
+
+    @staticmethod
+    def _convert_value(r: ReportedRow, fx: dict) -> tuple[float, frozenset, float]:
         if r.unit == "percent":
             return r.value / 100.0, _STATED, r.uncertainty / 100.0
         scale = UNITS[r.unit] / 1e6
@@ -183,7 +201,7 @@ class Normalizer:
         now_any, prev_any = self._row(c.id, item, q, b_now), self._row(c.id, item, prev_q, b_prev)
         if not now_any or not prev_any:
             which = tuple(
-                Reason.of("period", basis=b, quarter=p)
+                Reason.of("period", basis=BASIS_TERMS[b], quarter=p)
                 for b, p, r in ((b_now, q, now_any), (b_prev, prev_q, prev_any))
                 if not r
             )
@@ -195,9 +213,9 @@ class Normalizer:
                 problem = Reason.of(
                     "vintage_mix_derive",
                     item=item_term(item),
-                    basis=b_now,
+                    basis=BASIS_TERMS[b_now],
                     quarter=q,
-                    prior_basis=b_prev,
+                    prior_basis=BASIS_TERMS[b_prev],
                     prior_quarter=prev_q,
                 )
                 continue
@@ -205,10 +223,10 @@ class Normalizer:
                 problem = Reason.of(
                     "policy_derive",
                     item=item_term(item),
-                    prior_basis=b_prev,
+                    prior_basis=BASIS_TERMS[b_prev],
                     prior_quarter=prev_q,
                     policies=", ".join(sorted(now[3] ^ prev[3])),
-                    basis=b_now,
+                    basis=BASIS_TERMS[b_now],
                     quarter=q,
                 )
                 refused = True
@@ -230,9 +248,9 @@ class Normalizer:
         if n == 1:
             return missing(Reason.of("not_reported", item=item_term(item), quarter=q))
         parts = [self._direct_quarter(c, q.shift(k - n), k, item) for k in range(1, n + 1)]
-        gaps = [str(q.shift(k - n)) for k, p in zip(range(1, n + 1), parts) if p.missing]
+        gaps = tuple(q.shift(k - n) for k, p in zip(range(1, n + 1), parts) if p.missing)
         if gaps:
-            return missing(Reason.of("ytd_gaps", item=item_term(item), quarter=q, gaps=", ".join(gaps)))
+            return missing(Reason.of("ytd_gaps", item=item_term(item), quarter=q, gaps=gaps))
         if len({p.vintage for p in parts}) > 1:
             return missing(Reason.of("ytd_vintage_mix", item=item_term(item), quarter=q))
         olds = {p.old_basis for p in parts}

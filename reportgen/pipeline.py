@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -45,6 +45,18 @@ class Context:
             c = self.data.companies[cid]
             group = "subject" if cid == self.settings.subject else self.settings.group_of(cid)
             out.append((cid, c.name, c.name_zh, group))
+        return out
+
+    def segment_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(entity, name, name_zh, "segment", segment id) of each segment of the subject that has figures."""
+        subject = self.data.companies[self.settings.subject]
+        out = []
+        for seg in subject.segments:
+            entity = seg.entity(subject.id)
+            if entity in self.norm.latest:
+                out.append(
+                    (entity, f"{subject.name}, {seg.name}", f"{subject.name_zh}{seg.name_zh}", "segment", seg.id)
+                )
         return out
 
 
@@ -122,7 +134,14 @@ def open_workspace(root: Path, quarters=None, trend: bool = True) -> Context:
     for w in data.warnings:
         if w.path != f"data/financials/{settings.subject}.csv":  # the subject's own gap is an error, said below
             log.warning("Warning: %s", w)
-    return Context(root, settings, data, Normalizer(data.companies, data.rows, data.fx, data.reported))
+    # the subject's segments, each normalized as an entity of its own ("xiaomi.ev")
+    subject = data.companies[settings.subject]
+    entities = {s.entity(subject.id): loaders.segment_company(subject, s) for s in subject.segments}
+    if entities:
+        data.rows += loaders.load_segments(root, subject, data.labels, data.overrides, data.fx)
+        data.files += loaders.segment_files(root, subject.id)
+    companies = {**data.companies, **entities}
+    return Context(root, settings, data, Normalizer(companies, data.rows, data.fx, data.reported))
 
 
 def require_subject_data(ctx: Context, quarter: Quarter) -> None:
@@ -158,10 +177,12 @@ def subject_span(ctx: Context) -> tuple[Quarter, Quarter] | None:
     return (quarters[0], quarters[-1]) if quarters else None
 
 
-def metric_table(ctx: Context, quarter: Quarter, basis: str = QUARTER) -> pd.DataFrame:
-    """The metric table of the configured companies for a quarter, single-quarter or year-to-date basis."""
+def metric_table(ctx: Context, quarter: Quarter, basis: str = QUARTER, segments: bool = False) -> pd.DataFrame:
+    """The metric table of the configured companies for a quarter, single-quarter or year-to-date basis; with
+    `segments`, the subject's segments follow (their `segment` field names them)."""
     require_subject_data(ctx, quarter)
-    return compute_metrics(ctx.norm, ctx.company_rows(), quarter, basis)
+    rows = ctx.company_rows() + (ctx.segment_rows() if segments else [])
+    return compute_metrics(ctx.norm, rows, quarter, basis)
 
 
 def group_stats(ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
@@ -228,6 +249,7 @@ def validate(root: Path, warnings: list | None = None) -> list[ReportgenError]:
                 continue
             try:
                 loaders.load_financials(root, c, labels, overrides, fx, problems, warnings=warnings)
+                loaders.load_segments(root, c, labels, overrides, fx, problems)
             except ReportgenError as e:
                 problems.append(e)
         fin = root / "data" / "financials"
@@ -343,7 +365,18 @@ def edition_settings(settings: config.Settings) -> dict:
     }
 
 
-_ROW_FIELDS = ("quarter", "basis", "label", "value", "unit", "currency", "vintage", "report", "source_url")
+_ROW_FIELDS = (
+    "quarter",
+    "basis",
+    "label",
+    "value",
+    "unit",
+    "currency",
+    "vintage",
+    "report",
+    "source_url",
+    "definition",
+)
 
 
 def inputs_hash(ctx: Context, quarter: Quarter) -> tuple[str, list[dict]]:
@@ -394,10 +427,10 @@ def _render_edition(
     from .i18n import text
 
     t = text(lang)
-    tables = {QUARTER: metric_table(ctx, q, QUARTER)}
+    tables = {QUARTER: metric_table(ctx, q, QUARTER, segments=True)}
     subject = ctx.data.companies[ctx.settings.subject]
     if subject.fiscal_quarter(q) > 1:
-        tables[YTD] = metric_table(ctx, q, YTD)
+        tables[YTD] = metric_table(ctx, q, YTD, segments=True)
     stats = {basis: group_stats(ctx, table) for basis, table in tables.items()}
     documents = loaders.load_documents(ctx.root)
     try:  # what changed is told against the replaced edition in the same language, where it had one
@@ -416,12 +449,12 @@ def _render_edition(
     if exports:
         payload["metrics.csv"] = metrics_csv.encode("utf-8")
         payload["metrics.xlsx"] = export.workbook_bytes(
-            tables,
+            {b: tb[tb.segment.isna()] for b, tb in tables.items()},  # the companies; segments are in metrics.csv
             stats,
             ctx.data.rows,
             ctx.data.companies,
             ctx.settings.subject,
-            ctx.settings.groups,
+            [replace(g, label=g.label_in(lang)) for g in ctx.settings.groups],
             t,
             _pdf_created(edition_date),
         )
@@ -848,6 +881,67 @@ def init_workspace(dest: Path, force: bool = False) -> InitReport:
         shutil.copyfile(s, d)
     (dest / "output").mkdir(parents=True, exist_ok=True)
     return report
+
+
+def examples() -> list[str]:
+    """The example overlays `init --example` knows (folders under examples/)."""
+    root = defaults_root() / "examples"
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def apply_example(dest: Path, name: str) -> list[Path]:
+    """Lay an example overlay (examples/NAME) over the workspace at `dest`: its data files are added, its registry
+    tables, labels, FX rates and peer group merged into the workspace's files. Returns the files it changed."""
+    src = defaults_root() / "examples" / name
+    if not src.is_dir():
+        raise ConfigError(f"no example '{name}'; known: {', '.join(examples()) or 'none'}", "--example")
+    dest = Path(dest)
+    changed = []
+
+    def add_text(rel: str, text: str, where=None) -> None:
+        target = dest / rel
+        old = target.read_text(encoding="utf-8") if target.exists() else ""
+        new = where(old, text) if where else old.rstrip("\n") + "\n\n" + text.strip("\n") + "\n"
+        if new != old:
+            target.write_text(new, encoding="utf-8")
+            changed.append(target)
+
+    for p in sorted((src / "data" / "financials").glob("*")):
+        target = dest / "data" / "financials" / p.name
+        if not target.exists():
+            shutil.copyfile(p, target)
+            changed.append(target)
+    companies = (src / "data" / "companies.toml").read_text(encoding="utf-8")
+    known = set(loaders.load_registry(dest))
+    new_ids = set(re.findall(r"^\[([\w-]+)\]", companies, re.M))
+    if not new_ids & known:
+        add_text("data/companies.toml", companies)
+    rates = (src / "data" / "fx.csv").read_text(encoding="utf-8").splitlines()[1:]
+    add_text(
+        "data/fx.csv", "", lambda old, _t: old.rstrip("\n") + "\n" + "\n".join(r for r in rates if r not in old) + "\n"
+    )
+    labels = (src / "data" / "labels.toml").read_text(encoding="utf-8")
+    head, _sep, rest = labels.partition("[labels]\n")
+    entries, _sep2, tables = rest.partition("\n[overrides.")
+    tables = ("[overrides." + tables) if _sep2 else ""
+
+    def merge_labels(old: str, _t: str) -> str:
+        lines = [ln for ln in entries.splitlines() if ln.strip() and ln.split("=")[0].strip() not in old]
+        out = old.replace("[labels]\n", "[labels]\n" + "\n".join(lines) + "\n", 1) if lines else old
+        for table in re.split(r"(?m)^(?=\[overrides\.)", tables):
+            header = table.splitlines()[0] if table.strip() else ""
+            if header and header not in out:
+                out = out.rstrip("\n") + "\n\n" + table.strip("\n") + "\n"
+        return out
+
+    add_text("data/labels.toml", "", merge_labels)
+    groups = (src / "reportgen-groups.toml").read_text(encoding="utf-8")
+    if not all(
+        h in (dest / config.CONFIG_NAME).read_text(encoding="utf-8")
+        for h in re.findall(r"^\[groups\.[\w-]+\]", groups, re.M)
+    ):
+        add_text(config.CONFIG_NAME, groups)
+    return changed
 
 
 # -- schedule -----------------------------------------------------------------------------------------------------

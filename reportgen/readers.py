@@ -25,6 +25,10 @@ HeaderHook = Callable[[list[str]], "Callable[[list[str]], bool] | None"]
 
 FINANCIAL_COLUMNS = ("period", "basis", "label", "value", "unit", "currency", "source_url")
 OPTIONAL_COLUMNS = ("vintage", "report", "confidence", "source_excerpt", "ref", "note", "published")
+#: a segment data file (data/segments/ID.csv) has these besides: which segment, and its definition as reported
+SEGMENT_COLUMNS = ("segment", "definition")
+#: how far a 52/53-week fiscal quarter's end may lie from the calendar quarter end it is aligned to
+CALENDARIZE_DAYS = 15
 CONFIDENCE = ("high", "medium", "low")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -305,20 +309,62 @@ def _quarter(text: str) -> Quarter:
     return Quarter.parse(text)
 
 
+def calendar_quarter(text: str) -> Quarter | None:
+    """The calendar quarter whose end lies within CALENDARIZE_DAYS of the date `text` (YYYY-MM-DD); None when none
+    does. ValueError for a text that is not a date."""
+    import datetime as _dt
+
+    if not _DATE.fullmatch(text):
+        raise ValueError(text)
+    day = _dt.date.fromisoformat(text)
+    for year in (day.year - 1, day.year):
+        for qn, (month, last) in enumerate(((3, 31), (6, 30), (9, 30), (12, 31)), 1):
+            if abs((day - _dt.date(year, month, last)).days) <= CALENDARIZE_DAYS:
+                return Quarter(year, qn)
+    return None
+
+
+def _period(text: str, line: int, rel: str, company: Company) -> tuple[Quarter, bool]:
+    """The calendar quarter of a `period` cell, and whether it was calendarized from a 52/53-week period's end."""
+    text = text.strip()
+    if company.fiscal_calendar == "52-53-week" and _DATE.fullmatch(text):
+        try:
+            q = calendar_quarter(text)
+        except ValueError:
+            raise DataError(f"'{text}' is not a date; write it as YYYY-MM-DD", rel, line, "period") from None
+        if q is None:
+            raise DataError(
+                f"the fiscal period ending {text} does not end within {CALENDARIZE_DAYS} days of a calendar quarter "
+                "end (31 March, 30 June, 30 September, 31 December), so it cannot be aligned to one; enter its "
+                "figures re-cut to calendar quarters",
+                rel,
+                line,
+                "period",
+            )
+        return q, True
+    try:
+        return _quarter(text), False
+    except PeriodError:
+        hint = (
+            '; or, for a 52/53-week fiscal year, declare fiscal_calendar = "52-53-week" in data/companies.toml '
+            "and write the period's end date (2025-06-28)"
+            if _DATE.fullmatch(text)
+            else ""
+        )
+        raise DataError(
+            f"'{text}' is not a quarter; write the calendar quarter the period ends in, like 2025Q2{hint}",
+            rel,
+            line,
+            "period",
+        ) from None
+
+
 def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, seen) -> ReportedRow:
     """One financials record checked field by field; DataError at the first bad field.
 
     `seen` maps (quarter, basis, item, vintage) to the line that gave it, to refuse a second row for one figure.
     """
-    try:
-        q = _quarter(r["period"])
-    except PeriodError:
-        raise DataError(
-            f"'{r['period']}' is not a quarter; write the calendar quarter the period ends in, like 2025Q2",
-            rel,
-            line,
-            "period",
-        ) from None
+    q, calendarized = _period(r["period"], line, rel, company)
     basis = r["basis"].upper()
     if basis not in BASES:
         raise DataError(f"'{r['basis']}' is not a basis; use 3M, 6M, 9M or 12M", rel, line, "basis")
@@ -405,6 +451,8 @@ def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, 
         line,
         published,
         printed_uncertainty(r["value"]),
+        (r.get("definition") or "").strip(),
+        calendarized,
     )
 
 

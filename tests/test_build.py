@@ -62,7 +62,7 @@ def test_pdf_has_companies_findings_methodology(built):
     for name in COMPANIES:
         assert name in text, name
     m = json.loads((out / "manifest.json").read_text())
-    assert 5 <= len(m["findings"]) <= 8
+    assert 5 <= len(m["findings"]) <= 12  # with a like-with-like sentence for each matching segment
     for sentence in m["findings"]:
         # the PDF shows every finding (compare on the words, marks and line breaks aside)
         words = re.sub(r"[ᵃᵈˢᶜᵗᵖʳⁿˣ]", "", sentence).split()[:8]
@@ -86,8 +86,8 @@ def test_html_is_standalone_with_configured_charts(built):
     _, out = built
     html = (out / "briefing.html").read_text()
     m = json.loads((out / "manifest.json").read_text())
-    # page 1's bars, bars and trend per peer group, one scatter
-    assert html.count("<svg") == m["chart_count"] == 1 + 2 * 3 + 1
+    # page 1's bars; per peer group its bars, the gross margins of the matching segment, the trend; one scatter
+    assert html.count("<svg") == m["chart_count"] == 1 + 3 * 3 + 1
     assert "<link" not in html and "<script" not in html and 'src="http' not in html
     assert "小米集团" in html and "美的集团" in html
 

@@ -262,6 +262,68 @@ def main(ref_dir):
             w.writeheader()
             w.writerows(rows)
         print(f"{dest / (company + '.csv')}: {len(rows)} rows")
+    segments(here)
+
+
+#: the segment lines the registry declares for Xiaomi (issue 18); the Smartphone x AIoT total and the smart-EV-only
+#: line (printed rounded to RMB 0.1 bn) stay in the research file
+SEGMENTS = ("smartphones", "iot", "internet", "ev")
+SEGMENT_LABELS = {"revenue": "Revenue", "gross_profit": "Gross profit", "gross_margin": "Gross profit margin"}
+
+
+def _definition(text: str) -> str:
+    """The segment's scope as one canonical text per scope: the research notes word the same scope several ways
+    (a 2024 figure printed as a comparative under the 2025 name is still the 2024 scope)."""
+    text = text.split(":", 1)[-1].strip()
+    if text.startswith("2024 smart EV"):
+        return "smart EV and other new initiatives (智能电动汽车等创新业务), as defined in 2024"
+    if text.startswith("2025 smart EV"):
+        return "smart EV, AI and other new initiatives (智能电动汽车及AI等创新业务), as renamed from 2025Q1"
+    return text.split(";", 1)[0].strip()
+
+
+def segments(here: Path) -> None:
+    """data/segments/xiaomi.csv from tools/research/segments.csv: each segment figure as the results announcement
+    printed it, with its definition (the EV segment's scope changed in 2025) and the announcement's date."""
+    dates = {}
+    with open(here / "research" / "published.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            dates.setdefault((row["company"], row["period"]), row["published"])
+    rows = []
+    rel = "tools/research/segments.csv"
+    with open(here / "research" / "segments.csv", newline="", encoding="utf-8") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            if row["segment"] not in SEGMENTS:
+                continue
+            rows.append(
+                {
+                    "segment": row["segment"],
+                    "period": row["period"],
+                    "basis": row["basis"],
+                    "label": SEGMENT_LABELS[row["item"]],
+                    "value": row["value"],
+                    "unit": row["unit"],
+                    "currency": row["currency"],
+                    "vintage": "published",
+                    "definition": _definition(row["definition"]),
+                    "report": row["report"],
+                    "confidence": row["confidence"],
+                    "source_url": row["source_url"],
+                    "source_excerpt": row["source_excerpt"],
+                    "ref": f"{rel}:{line}",
+                    "note": row["note"],
+                    "published": dates.get((row["company"], row["period"]), ""),
+                }
+            )
+    rows.sort(key=lambda r: (r["segment"], r["period"], int(r["basis"][:-1]), r["label"]))
+    dest = Path("data/segments")
+    dest.mkdir(parents=True, exist_ok=True)
+    columns = ["segment", *COLUMNS[:6], "vintage", "definition", *[c for c in COLUMNS[7:]]]
+    with open(dest / "xiaomi.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, columns, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{dest / 'xiaomi.csv'}: {len(rows)} rows")
 
 
 if __name__ == "__main__":

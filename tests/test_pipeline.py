@@ -33,3 +33,22 @@ def test_init_writes_a_workspace_that_builds_metrics(runner, tmp_path):
     assert res.exit_code == 0 and res.stdout.count("\n") == 1 + 10 * len(METRICS)
     again = runner.invoke(cli, ["init", str(dest)])  # nothing missing, nothing differs: nothing written
     assert again.exit_code == 0 and again.stdout == ""
+
+
+def test_an_unchanged_build_is_skipped_and_force_rebuilds(runner, tmp_path):
+    from .conftest import write_mini
+
+    ws = write_mini(tmp_path / "w", {})
+    build = ["-C", str(ws), "build", "--quarter", "2025Q2"]
+    assert runner.invoke(cli, build).exit_code == 0
+    pdf = ws / "output/2025Q2/briefing.pdf"
+    before = (pdf.stat().st_ino, pdf.stat().st_mtime_ns, (ws / "output/2025Q2/manifest.json").read_text())
+    res = runner.invoke(cli, build)
+    assert res.exit_code == 0 and "inputs and files unchanged since edition" in res.stderr
+    assert "--force rebuilds it" in res.stderr and "computing metrics" not in res.stderr
+    assert (pdf.stat().st_ino, pdf.stat().st_mtime_ns, (ws / "output/2025Q2/manifest.json").read_text()) == before
+    res = runner.invoke(cli, [*build, "--force"])
+    assert res.exit_code == 0 and "computing metrics" in res.stderr
+    assert pdf.stat().st_ino != before[0]  # a new folder swapped in
+    res = runner.invoke(cli, [*build, "--lang", "zh-CN,en"])  # other languages: not the same edition's files
+    assert res.exit_code == 0 and (ws / "output/2025Q2/briefing.zh-CN.pdf").exists()

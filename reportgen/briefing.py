@@ -19,7 +19,7 @@ from .findings import DEFAULT_TEMPLATES, View, build_findings
 from .formats import NOT_AVAILABLE, fmt_value
 from .i18n import Text
 from .metrics import BY_ID, METRICS, MIN_MEDIAN, Metric, compute_one, metric_of
-from .model import FLAGS, N_, QUARTER, YTD, is_missing, marks, split_entity, sup_marks
+from .model import FLAG, FLAGS, N_, QUARTER, SUPERSCRIPT, YTD, is_missing, marks, split_entity, sup_marks
 from .periods import Quarter
 
 NOT_YET = N_("not yet reported")
@@ -100,7 +100,11 @@ class Facts:
         out = []
         for seg in subject.segments:
             entity = seg.entity(subject.id)
-            if seg.group == group_id and any((entity, "revenue") in self.by[b] for b in self.bases):
+            if seg.group == group_id and any(
+                not is_missing((self.by[b].get((entity, m)) or {}).get("value"))
+                for b in self.bases
+                for m in ("revenue", "gross_margin")
+            ):
                 out.append(entity)
         return out
 
@@ -387,7 +391,7 @@ def _change_metric(sm: Metric) -> Metric:
 
 def _as_of(f: Facts) -> dict:
     """The latest publication date among the figures shown (when the data record it), and the edition's date."""
-    dates = []
+    dates, undated = [], set()
     for b in f.bases:
         for rec in f.records[b]:
             if is_missing(rec["value"]):
@@ -396,7 +400,9 @@ def _as_of(f: Facts) -> dict:
                 row = f.rows.get(ref)
                 if row is not None and row.published:
                     dates.append(row.published)
-    latest = max((d for d in dates if d <= f.edition_date.isoformat()), default="")
+                elif row is not None:
+                    undated.add(ref)
+    latest = max(dates, default="")  # every figure used counts, whatever the edition's date
     ends = max(
         (q for q in (f.ctx.norm.latest.get(c) for c in f.settings.companies) if q and q <= f.quarter),
         default=f.quarter,
@@ -404,6 +410,7 @@ def _as_of(f: Facts) -> dict:
     t = f.text
     return {
         "published": t.date(date.fromisoformat(latest)) if latest else "",
+        "undated": len(undated),  # source rows without a recorded publication date
         "period_end": t.date(_period_end(ends)),
         "edition": t.date(f.edition_date),
     }
@@ -414,12 +421,33 @@ def _source_line(f: Facts) -> str:
 
 
 # -- what changed since the previous edition of this quarter ------------------------------------------------------
+def _shown_metrics(f: Facts) -> dict[str, set[str]]:
+    """Which metrics the briefing shows for each company (the scorecard's and the section metric; the SG&A ratio
+    where a group shows it beside proxies) and for each segment (revenue, its growth, gross margin)."""
+    sm = f.section_metric
+    base = set(f.settings.metrics) | {sm.id}
+    out = {c: set(base) for c in f.settings.companies}
+    if sm.like_for_like:
+        for g in f.groups:
+            if any(set(sm.other_definition) & set(f.by[b][(m, sm.id)]["flags"]) for b in f.bases for m in g.members):
+                for c in (f.subject, *g.members):
+                    out[c].add(sm.like_for_like)
+        out[f.subject].add(sm.like_for_like)  # page 1 shows the subject's SG&A ratio beside proxies
+    for g in f.groups:
+        for entity in f.segments_of(g.id):
+            out[entity] = {"revenue", "revenue_yoy", "gross_margin"}
+    return out
+
+
 def snapshot(f: Facts, found) -> dict:
     """What the reader sees, in a form the next edition can compare with: every figure as shown (with the
     documents behind it) and every comparison's direction."""
     shown = {}
+    visible = _shown_metrics(f)
     for b in f.bases:
         for rec in f.records[b]:
+            if rec["metric"] not in visible.get(rec["company"], ()):
+                continue  # a figure the briefing does not show cannot have changed for its reader
             unit = metric_of(rec["metric"]).unit
             reports = sorted({f.rows[r].report for r in rec["sources"] if r in f.rows})
             # the figure as shown, and as English shows it: the key that says whether it changed in any language
@@ -485,15 +513,23 @@ def changes(f: Facts, found, snap: dict) -> dict:
     items += [line for *_k, line in sorted(changed)[:12]]
     if len(changed) > 12:
         items.append(_("… and {n} more figures (the metric table has them all)").format(n=len(changed) - 12))
-    for peer, (side, _basis, _metric) in snap["comparisons"].items():
+
+    def direction(side: str) -> str:
+        return "above" if side.endswith("above") else "below" if side.endswith("below") else "in_line"
+
+    words = t.templates(DEFAULT_TEMPLATES, f.templates)
+    for peer, (side, basis, _metric) in snap["comparisons"].items():
         before = old.get("comparisons", {}).get(peer)
-        if before and before[0] != side:
-            words = t.templates(DEFAULT_TEMPLATES, f.templates)
+        if not before:
+            continue
+        if direction(before[0]) != direction(side):  # a finding flips when its direction does, not its degree
             items.append(
                 _("Finding flipped: {subject} is now {now} {peer} (was {was})").format(
                     subject=f.name(f.subject), now=words[side], peer=f.name(peer), was=words[before[0]]
                 )
             )
+        elif before[1] != basis and basis in f.period:
+            items.append(_("{peer} is now compared on {period}").format(peer=f.name(peer), period=f.period[basis]))
     if not items:  # nothing a reader sees changed: the replaced edition's box stays as it was
         return prev.get("changes_box") or {"items": [], "since": ""}
     since = prev.get("edition_date", "")
@@ -604,18 +640,33 @@ def section(f: Facts, g, gi: int) -> dict:
     quarters = [f.quarter.shift(-k) for k in range(s.trend_quarters - 1, -1, -1)]
     series, without = [], []
     per_quarter: dict[Quarter, list[float]] = {q: [] for q in quarters}
+    trend_marks = set()
     for c in [f.subject, *g.members]:
         results = [compute_one(f.ctx.norm, c, q, QUARTER, sm) for q in quarters]
         vals = []
+        other = set()
         for q, r in zip(quarters, results):
             ok = not is_missing(r.value) and not r.old_basis  # figures on a replaced basis are not on the line
             vals.append(r.value if ok else None)
+            if ok:
+                other |= set(sm.other_definition) & set(r.flags)
             if ok and c != f.subject and not set(sm.other_definition) & set(r.flags):
                 per_quarter[q].append(r.value)
         if any(v is not None for v in vals):
-            series.append(charts.Series(f.name(c), tuple(vals), c == f.subject))
+            # a line of another definition (SG&A) carries its mark, keyed under the chart
+            mark = "".join(SUPERSCRIPT[FLAG[fl].mark] for fl in sorted(other))
+            trend_marks.update(FLAG[fl].mark for fl in other)
+            series.append(charts.Series(f.name(c) + mark, tuple(vals), c == f.subject))
         elif c != f.subject:
             without.append(f.name(c))
+    if trend_marks and sm.like_for_like:  # the subject's SG&A line beside the SG&A reporters'
+        like = BY_ID[sm.like_for_like]
+        vals = [compute_one(f.ctx.norm, f.subject, q, QUARTER, like) for q in quarters]
+        values = tuple(None if is_missing(r.value) or r.old_basis else r.value for r in vals)
+        if any(v is not None for v in values):
+            trend_marks.add(FLAG["sga_sum"].mark)
+            label = _("{name} (SG&A)").format(name=f.name(f.subject)) + SUPERSCRIPT[FLAG["sga_sum"].mark]
+            series.insert(1, charts.Series(label, values, True, dashed=False))
     med = tuple(statistics.median(v) if len(v) >= MIN_MEDIAN else None for v in per_quarter.values())
     if any(v is not None for v in med):
         series.append(charts.Series(_("peer median"), med, dashed=True))
@@ -633,7 +684,7 @@ def section(f: Facts, g, gi: int) -> dict:
         for x in series
     ]
     trend = charts.trend(
-        [str(q) for q in quarters],
+        [t.quarter_short(q) for q in quarters],
         series,
         _("{metric}, the last {n} quarters").format(metric=label, n=len(quarters)),
         subtitle,
@@ -704,6 +755,7 @@ def section(f: Facts, g, gi: int) -> dict:
         "margin": margin,
         "margin_key": margin_key,
         "trend": trend,
+        "trend_key": f.key("".join(trend_marks)),
         "rows": rows,
         "columns": columns,
         "caption": _("{group}: growth, margin and {metric} ({period} unless marked)").format(
@@ -773,7 +825,7 @@ def scatter(f: Facts) -> dict:
     _ = t.gettext
     basis = f.page_one_basis()
     by = f.by[basis]
-    points, left_out = [], []
+    points, left_out, used = [], [], set()
     for gi, g in enumerate([None, *f.groups]):
         members = [f.subject] if g is None else list(g.members)
         for c in members:
@@ -782,9 +834,13 @@ def scatter(f: Facts) -> dict:
                 if f.reported.get(c, True):
                     left_out.append(f.name(c))
                 continue
-            points.append(charts.Point(f.name(c), x["value"], y["value"], gi - 1, g is None))
+            # a ratio of another definition (SG&A standing for selling) is marked where it stands, keyed below
+            other = set(sm.other_definition) & set(y["flags"])
+            mark = "".join(SUPERSCRIPT[FLAG[fl].mark] for fl in sorted(other))
+            used.update(FLAG[fl].mark for fl in other)
+            points.append(charts.Point(f.name(c) + mark, x["value"], y["value"], gi - 1, g is None))
     if not points:
-        return {"scatter": None, "scatter_left_out": left_out}
+        return {"scatter": None, "scatter_left_out": left_out, "scatter_key": []}
     label = _(sm.label)
     chart = charts.scatter(
         points,
@@ -799,7 +855,7 @@ def scatter(f: Facts) -> dict:
             for p in points
         ),
     )
-    return {"scatter": chart, "scatter_left_out": left_out}
+    return {"scatter": chart, "scatter_left_out": left_out, "scatter_key": f.key("".join(used))}
 
 
 # -- methodology and sources ---------------------------------------------------------------------------------------

@@ -226,10 +226,10 @@ class MetricListType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
-        from .metrics import BY_ID
+        from .metrics import BY_ID, REVENUE_SHARE
 
         ids = [v.strip() for v in value.split(",") if v.strip()]
-        unknown = [i for i in ids if i not in BY_ID]
+        unknown = [i for i in ids if i not in BY_ID and i != REVENUE_SHARE.id]  # a segment metric, with --segments
         if unknown or not ids:
             self.fail(f"unknown metric '{unknown[0] if unknown else value}'; known: {', '.join(BY_ID)}", param, ctx)
         return ids
@@ -571,7 +571,13 @@ def history(ctx):
 
 @cli.command("open")
 @quarter_option()
-@click.option("--lang", "language", default=None, help="The briefing in this language, where there are several.")
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(["en", "zh-CN"]),
+    default=None,
+    help="The briefing in this language, where there are several.",
+)
 @click.pass_context
 def open_cmd(ctx, quarter, language):
     """Open the quarter's PDF briefing with the system's viewer (or print its path where there is none).

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .channel import DeliveryReport, Outcome, Parcel, load_parcel
-from .errors import DeliveryError
+from .errors import DeliveryError, ReportgenError
 from .i18n import Text
 from .model import SUPERSCRIPT
 
@@ -198,11 +198,21 @@ def _edition_date(manifest: dict, t: Text) -> str:
         return str(manifest["edition_date"])
 
 
+def _quarter(manifest: dict, t: Text) -> str:
+    """The edition's quarter as the list's language writes it (2025Q2; 2025年第二季度)."""
+    from .periods import Quarter
+
+    try:
+        return t.quarter(Quarter.parse(manifest["quarter"]))
+    except ReportgenError:
+        return str(manifest["quarter"])
+
+
 def _subject(template: str, manifest: dict, t: Text | None = None) -> str:
     t = t or Text()
     try:
         text = template.format_map(
-            {"title": manifest["title"], "quarter": manifest["quarter"], "edition_date": _edition_date(manifest, t)}
+            {"title": manifest["title"], "quarter": _quarter(manifest, t), "edition_date": _edition_date(manifest, t)}
         )
     except (KeyError, IndexError, ValueError) as e:
         raise DeliveryError(f"the subject '{template}' cannot be filled in ({e}); use {{title}}, {{quarter}}") from None

@@ -27,6 +27,10 @@ DEFAULT_TEMPLATES = {
     "headline_all_but": N_("{subject}'s {metric}, {value} in {period}, is {side} every peer's but {names}"),
     "headline_some": N_("{subject}'s {metric}, {value} in {period}, is {side} {count} of its {total} peers'"),
     "headline_none": N_("{subject}'s {metric} in {period}: no peer to compare with yet"),
+    "headline_in_line_all": N_("{subject}'s {metric}, {value} in {period}, is in line with its peers'"),
+    "headline_in_line": N_(", in line with {names}"),
+    "headline_like_for_like": N_(", like for like"),
+    "headline_coverage": N_(" ({count} of {total} peers have a figure)"),
     "possessive": N_("{name}'s"),
     "possessive_s": N_("{name}'"),  # a name ending in a plural s: Hisense Home Appliances'
     "group_sentence": N_("{group}: {clauses}."),
@@ -63,6 +67,7 @@ PLACEHOLDERS = {k: frozenset(re.findall(r"{(\w+)}", v)) for k, v in DEFAULT_TEMP
 PLACEHOLDERS["peer_value"] |= {"peer"}  # the name alone, for a wording without the possessive
 PLACEHOLDERS["clause_same"] |= {"subject", "period"}
 PLACEHOLDERS["headline_all_but"] |= {"peers"}  # the names alone, where a language needs no possessive
+PLACEHOLDERS["headline_in_line"] |= {"peers"}
 POSITION_METRICS = ("revenue_yoy", "gross_margin", "rnd_ratio")
 MOVE_METRICS = ("revenue_yoy", "gross_margin_yoy_pp")
 
@@ -197,24 +202,38 @@ def possessive(name: str, t: dict) -> str:
 
 
 def headline(comps: list[Comparison], subject_name: str, names: dict, metric, period: str, t: dict,
-             value: str = "") -> str:  # fmt: skip
-    """The conclusion in one line: where the subject stands against all its peers on the section metric, with
-    the subject's value in `period`."""
+             value: str = "", without: int = 0) -> str:  # fmt: skip
+    """The conclusion in one line: where the subject stands against its peers on the section metric, with the
+    subject's value in `period`; peers in line with it named apart, "like for like" where a peer was compared on
+    another definition (SG&A against SG&A), and how many peers had a figure when `without` of them had none."""
     phrase = metric.phrase or metric.label
     if not comps:
         return t["headline_none"].format(subject=subject_name, metric=phrase, period=period)
     common = {"subject": subject_name, "metric": phrase, "value": value, "period": period}
     below = [c for c in comps if c.side.endswith("below")]
-    above = [c for c in comps if not c.side.endswith("below")]
-    side_key, majority, minority = ("below", below, above) if len(below) >= len(above) else ("above", above, below)
-    side = t[side_key]
-    if not minority:
-        return t["headline_all"].format(**common, side=side)
-    if len(minority) <= 2 and len(comps) >= 3:
-        who = _join([possessive(names[c.peer], t) for c in minority], t["and"], t["list_sep"])
-        plain = _join([names[c.peer] for c in minority], t["and"], t["list_sep"])
-        return t["headline_all_but"].format(**common, side=side, names=who, peers=plain)
-    return t["headline_some"].format(**common, side=side, count=len(majority), total=len(comps))
+    above = [c for c in comps if c.side.endswith("above")]
+    level = [c for c in comps if c.side == "in_line"]
+    if not below and not above:
+        text = t["headline_in_line_all"].format(**common)
+    else:
+        side_key, majority, minority = ("below", below, above) if len(below) >= len(above) else ("above", above, below)
+        side = t[side_key]
+        if not minority:
+            text = t["headline_all"].format(**common, side=side)
+        elif len(minority) <= 2 and len(majority) >= 2:
+            who = _join([possessive(names[c.peer], t) for c in minority], t["and"], t["list_sep"])
+            plain = _join([names[c.peer] for c in minority], t["and"], t["list_sep"])
+            text = t["headline_all_but"].format(**common, side=side, names=who, peers=plain)
+        else:
+            text = t["headline_some"].format(**common, side=side, count=len(majority), total=len(majority + minority))
+        if level:
+            who = _join([possessive(names[c.peer], t) for c in level], t["and"], t["list_sep"])
+            text += t["headline_in_line"].format(names=who, peers=_join([names[c.peer] for c in level], t["and"]))
+    if any(c.metric != metric.id for c in comps):
+        text += t["headline_like_for_like"]
+    if without:
+        text += t["headline_coverage"].format(count=len(comps), total=len(comps) + without)
+    return text
 
 
 def build_findings(
@@ -254,7 +273,9 @@ def build_findings(
     own = next(((v, v.by[(subject, sm.id)]) for v in views if _has(v.by.get((subject, sm.id)))), None)
     if own:
         value = fmt(own[1]["value"], sm.unit, own[1].get("uncertainty"))
-        out.headline = headline(comps, subj_name, names, sm, own[0].period, t, value)
+        left = set(not_reported) | set(no_figures)
+        without = [p for p in gaps if names.get(p) not in left]
+        out.headline = headline(comps, subj_name, names, sm, own[0].period, t, value, len(without))
     else:
         out.headline = headline([], subj_name, names, sm, views[0].period if views else quarter, t)
     for g in groups:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .formats import NOT_AVAILABLE, fmt_value
-from .model import FLAG, ITEM, N_, Contextual, Reason, Term, is_missing, marks, sup_marks
+from .model import FLAG, ITEM, N_, NC_, Contextual, Reason, Term, is_missing, marks, sup_marks
 
 DOMAIN = "reportgen"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -132,6 +132,10 @@ class Text:
         _ = self.gettext
         word = {1: _("{year}Q1"), 2: _("{year}Q2"), 3: _("{year}Q3"), 4: _("{year}Q4")}[quarter.q]
         return word.format(year=quarter.year)
+
+    def quarter_short(self, quarter) -> str:
+        """A quarter as a chart's axis writes it: 2025Q1 (in Chinese 2025年Q1)."""
+        return self.gettext(NC_("chart axis", "{year}Q{n}")).format(year=quarter.year, n=quarter.q)
 
     def period(self, quarter, basis: str, fiscal_quarter: int | None = None, short: bool = False) -> str:
         """A period as a reader says it: 2025Q2; the first half of 2025 (short: H1 2025); the first nine months of

@@ -182,6 +182,7 @@ class Figure:
     note: str = ""
     vintage: str = "published"
     anchor: str = ""  # where in a file without lines (JSON): concept, unit and index
+    period_end: str = ""  # a 52/53-week period's end date, written as its period
 
 
 @dataclass
@@ -665,17 +666,18 @@ def _sec_fact(fact, where: str, key: str, m: Mapping, company: Company, inp: Inp
     )
     period = " ".join(str(fact[k]) for k in ("fy", "fp") if fact.get(k) is not None)  # SEC may give null for either
     note = f"{form} filed {filed} (accn {accn}" + (f", fy {period})" if period else ")")
+    # a 52/53-week company's rows give the period's end date, which the loader aligns and marks calendarized
+    period_end = end.isoformat() if company.fiscal_calendar == "52-53-week" else ""
     return Figure(
-        q, basis, m.item, key, _plain(val), None, excerpt, filed, m.priority, (filed, accn), note, anchor=anchor
-    )
+        q, basis, m.item, key, _plain(val), None, excerpt, filed, m.priority, (filed, accn), note, anchor=anchor,
+        period_end=period_end,
+    )  # fmt: skip
 
 
 def _nearest_quarter(end: date) -> Quarter | None:
-    """The calendar quarter whose last day is within a week of `end` (52/53-week fiscal years end near it)."""
-    for q in (Quarter(end.year, (end.month - 1) // 3 + 1), Quarter(end.year, (end.month - 1) // 3 + 1).shift(-1)):
-        if abs((_last_day(q) - end).days) <= 7:
-            return q
-    return None
+    """The calendar quarter whose last day is within readers.CALENDARIZE_DAYS of `end` (52/53-week fiscal years
+    end near it), as the data files' loader aligns them."""
+    return readers.calendar_quarter(end.isoformat())
 
 
 READERS: dict[str, Callable[[Input, Company, ProviderMap], Parsed]] = {
@@ -744,7 +746,7 @@ def _record(fig: Figure, label: str, company: Company, pmap: ProviderMap, parsed
         f"; {fig.note}" if fig.note else ""
     )
     return {
-        "period": str(fig.quarter),
+        "period": fig.period_end or str(fig.quarter),
         "basis": fig.basis,
         "label": label,
         "value": fig.text,

@@ -85,6 +85,17 @@ def check_settings(settings: config.Settings, companies: dict) -> None:
                     config.line_of(text, "members", f"groups.{g.id}"),
                     "members",
                 )
+    subject = companies[settings.subject]
+    group_ids = {g.id for g in settings.groups}
+    for seg in subject.segments:
+        if seg.group and seg.group not in group_ids:
+            raise DataError(
+                f"segment '{seg.id}' of {subject.name} names the peer group '{seg.group}', which reportgen.toml "
+                f'does not have (its groups: {", ".join(sorted(group_ids))}); name one of them, or "" for none',
+                "data/companies.toml",
+                subject.line,
+                "group",
+            )
     for m in (*settings.metrics, settings.section_metric):
         if m not in BY_ID:
             raise err(
@@ -361,7 +372,8 @@ def edition_settings(settings: config.Settings) -> dict:
         "section_metric": settings.section_metric,
         "slightly_pp": settings.slightly_pp,
         "trend_quarters": settings.trend_quarters,
-        "groups": [[g.id, g.label, list(g.members)] for g in settings.groups],
+        "groups": [[g.id, g.label, list(g.members), [list(x) for x in g.labels]] for g in settings.groups],
+        "translations": [list(x) for x in settings.translations],
     }
 
 
@@ -446,18 +458,18 @@ def _render_edition(
     both = pd.concat(list(tables.values()), ignore_index=True)
     metrics_csv = export.csv_text(both)
     payload = {"briefing.html": html.encode("utf-8"), "briefing.pdf": pdf}
-    if exports:
+    if exports:  # plain fractions, one file whatever the languages
         payload["metrics.csv"] = metrics_csv.encode("utf-8")
-        payload["metrics.xlsx"] = export.workbook_bytes(
-            {b: tb[tb.segment.isna()] for b, tb in tables.items()},  # the companies; segments are in metrics.csv
-            stats,
-            ctx.data.rows,
-            ctx.data.companies,
-            ctx.settings.subject,
-            [replace(g, label=g.label_in(lang)) for g in ctx.settings.groups],
-            t,
-            _pdf_created(edition_date),
-        )
+    payload["metrics.xlsx"] = export.workbook_bytes(  # the workbook in this language
+        tables,
+        stats,
+        ctx.data.rows,
+        ctx.data.companies,
+        ctx.settings.subject,
+        [replace(g, label=g.label_in(lang)) for g in ctx.settings.groups],
+        t,
+        _pdf_created(edition_date),
+    )
     keys = ("title", "headline", "findings", "notes", "footnotes", "chart_count", "not_reported")
     summary = {k: b[k] for k in keys}
     summary["changes"] = b["changes"]["items"]
@@ -469,20 +481,23 @@ def _render_edition(
 
 
 def briefing_names(languages) -> dict[str, dict[str, str]]:
-    """The file names of each language's briefing: briefing.pdf and .html for one language, briefing.LANG.pdf and
-    .html for each of several."""
+    """The file names of each language's briefing and workbook: briefing.pdf, .html and metrics.xlsx for one
+    language, briefing.LANG.pdf, .html and metrics.LANG.xlsx for each of several."""
     if len(languages) == 1:
-        return {languages[0]: {"pdf": "briefing.pdf", "html": "briefing.html"}}
-    return {lang: {"pdf": f"briefing.{lang}.pdf", "html": f"briefing.{lang}.html"} for lang in languages}
+        return {languages[0]: {"pdf": "briefing.pdf", "html": "briefing.html", "xlsx": "metrics.xlsx"}}
+    return {
+        lang: {"pdf": f"briefing.{lang}.pdf", "html": f"briefing.{lang}.html", "xlsx": f"metrics.{lang}.xlsx"}
+        for lang in languages
+    }
 
 
 def language_view(manifest: dict, lang: str) -> dict:
     """The manifest as a reader of `lang` receives the edition: that language's title, findings, what changed and
-    edition id (each language is mailed once), and its briefing's file names under `names`. KeyError-free: a
-    manifest written before editions had languages is its one language."""
+    edition id (each language is mailed once), and its files' names under `names`. A manifest written before
+    editions had languages is an English one. ReportgenError when the edition has no briefing in `lang`."""
     langs = manifest.get("languages")
     if not isinstance(langs, dict) or not langs:
-        return manifest
+        langs = {"en": {}}
     if lang not in langs:
         raise ReportgenError(
             f"the {manifest.get('quarter', '')} edition has no briefing in {lang}; build it with "
@@ -539,7 +554,10 @@ def build(
     for q in quarters:
         digest, inputs = inputs_hash(ctx, q)
         old = _manifest_or_none(ctx.root, q)
-        unchanged = old is not None and old.get("inputs_hash") == digest and languages_of(old) == langs
+        built = set(languages_of(old)) if old is not None else set()
+        # languages asked for (--lang) must be exactly those built; the settings' must be among them
+        same_languages = built == set(langs) if languages else set(langs) <= built
+        unchanged = old is not None and old.get("inputs_hash") == digest and same_languages
         if unchanged and not force and only_if_changed:
             changed = _changed_files(output / str(q), old)
             if not changed:
@@ -659,16 +677,16 @@ def _merge_languages(q: Quarter, langs: tuple[str, ...], results: dict) -> tuple
     payload, summary, entries, identities = {}, {}, {}, []
     for lang in langs:
         files, words = results[(q, lang)]
-        for kind in ("html", "pdf"):
-            payload[names[lang][kind]] = files.pop(f"briefing.{kind}")
+        for kind, name in (("html", "briefing.html"), ("pdf", "briefing.pdf"), ("xlsx", "metrics.xlsx")):
+            payload[names[lang][kind]] = files.pop(name)
         payload.update(files)  # the exports, from the first language's job
         identity = words["identity"]
         identities.append(identity)
         entries[lang] = {"edition": identity[:16], **words, "names": names[lang]}
         if not summary:
             summary = dict(words)
-    if len(langs) > 1:
-        summary["identity"] = hashlib.sha256("".join(identities).encode("ascii")).hexdigest()
+    if len(langs) > 1:  # the languages' identities in a fixed order: the order they were asked in is no change
+        summary["identity"] = hashlib.sha256("".join(sorted(identities)).encode("ascii")).hexdigest()
     summary["languages"] = entries
     return payload, summary
 
@@ -917,9 +935,12 @@ def apply_example(dest: Path, name: str) -> list[Path]:
     if not new_ids & known:
         add_text("data/companies.toml", companies)
     rates = (src / "data" / "fx.csv").read_text(encoding="utf-8").splitlines()[1:]
-    add_text(
-        "data/fx.csv", "", lambda old, _t: old.rstrip("\n") + "\n" + "\n".join(r for r in rates if r not in old) + "\n"
-    )
+
+    def merge_rates(old: str, _t: str) -> str:
+        new = [r for r in rates if r and r not in old.splitlines()]
+        return old.rstrip("\n") + "\n" + "".join(r + "\n" for r in new) if new else old
+
+    add_text("data/fx.csv", "", merge_rates)
     labels = (src / "data" / "labels.toml").read_text(encoding="utf-8")
     head, _sep, rest = labels.partition("[labels]\n")
     entries, _sep2, tables = rest.partition("\n[overrides.")
@@ -1049,10 +1070,13 @@ def _run(root: Path, now: datetime, say, env, connect, sleep) -> RunReport:
     kw = {k: v for k, v in (("env", env), ("connect", connect), ("sleep", sleep)) if v is not None}
     if ctx.settings.require_approval and not _approved(root, edition.edition):
         owner = ctx.settings.owner
+        first = ctx.settings.mail_lists[0]
+        # the preview is the first list's copy, recorded under that language's edition id
+        seen = language_view(edition.manifest, ctx.settings.list_language(first))["edition"]
         with ledger.open_ledger(root) as book:
-            previewed = book.previewed(edition.edition, owner)
+            previewed = book.previewed(seen, owner)
         if not previewed:
-            first = ctx.settings.mail_lists[0].name
+            first = first.name
             d = send_edition(edition.path, ctx.settings, list_name=first, test_to=owner, preview=True, **kw)
             report.deliveries.append(d)
             say(f"{q}: preview for approval: {d.summary()}")
@@ -1103,11 +1127,16 @@ def send(
     for name in names:
         deliver.pick_list(ctx.settings, name)  # an unknown --list fails before anything is built
     old = _manifest_or_none(ctx.root, quarter)
-    stale = old is not None and (
-        old.get("inputs_hash") != inputs_hash(ctx, quarter)[0]
-        or languages_of(old) != ctx.settings.languages
-        or _changed_files(ctx.root / "output" / str(quarter), old)
-    )
+    why = ""
+    if old is not None:
+        if old.get("inputs_hash") != inputs_hash(ctx, quarter)[0]:
+            why = "its inputs changed since it was built"
+        elif not set(ctx.settings.languages) <= set(languages_of(old)):
+            missing = sorted(set(ctx.settings.languages) - set(languages_of(old)))
+            why = f"it has no briefing in {', '.join(missing)}, which a mailing list reads"
+        elif _changed_files(ctx.root / "output" / str(quarter), old):
+            why = "its files changed since it was built"
+    stale = bool(why)
     if dry_run:  # a dry run changes nothing in output/ but its outbox: it never builds
         if old is None:
             raise ReportgenError(
@@ -1117,17 +1146,19 @@ def send(
             )
         if stale:
             log.warning(
-                "Warning: %s's inputs changed since it was built; the outbox shows the edition as built (a real "
-                "send rebuilds it first)",
+                "Warning: %s: %s; the outbox shows the edition as built (a real send rebuilds it first)",
                 quarter,
+                why,
             )
+        for name in names:  # every list's language must be there before any outbox is written
+            language_view(old, ctx.settings.list_language(deliver.pick_list(ctx.settings, name)))
         path = ctx.root / "output" / str(quarter)
         edition = Edition(str(quarter), path, old["edition"], old, rebuilt=False)
     else:
         if old is None:
             say(f"{quarter}: not built yet; building it before sending")
         elif stale:
-            say(f"{quarter}: its inputs changed since it was built; rebuilding before sending")
+            say(f"{quarter}: {why}; rebuilding before sending")
         edition = build(root, [quarter], progress=say, only_if_changed=True, ctx=ctx)[0]
     kw = {k: v for k, v in (("env", env), ("connect", connect), ("sleep", sleep)) if v is not None}
     reports = []
@@ -1216,15 +1247,8 @@ def send_edition(
                 elif (output / ledger.LEDGER_NAME).exists():  # a dry run never creates the ledger
                     with ledger.Ledger(output / ledger.LEDGER_NAME) as book:
                         done = book.delivered(parcel.edition, ml.name)
-            report = deliver.write_outbox(parcel, ml, sender, rcpts, done - {a.lower() for a in resend_to}, words)
-            (log or deliver.LOG).info(
-                "%s: dry run, %d %s written to %s, nothing sent",
-                ml.name,
-                len(report.written),
-                "message" if len(report.written) == 1 else "messages",
-                report.outbox,
-            )
-            return report
+            # the caller prints the outcome ("dry run: 2 messages written to ...")
+            return deliver.write_outbox(parcel, ml, sender, rcpts, done - {a.lower() for a in resend_to}, words)
         mail = deliver.MailChannel(
             smtp,
             ml,

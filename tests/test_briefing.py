@@ -63,7 +63,9 @@ def test_page_one_carries_the_answer(built):
     m = _manifest(out)
     page = _pages(out / "briefing.pdf")[0]
     # the headline states the conclusion with Xiaomi's ratio; it is generated from the comparisons below
-    assert m["headline"] == "Xiaomi's selling-expense ratio, 6.7% in 2025Q2, is below every peer's but Gree's"
+    assert m["headline"] == (
+        "Xiaomi's selling-expense ratio, 6.7% in 2025Q2, is below every peer's but Gree's, like for like"
+    )
     assert m["headline"] in page
     # one sorted bar chart of every company with a value, on its basis, Xiaomi's SG&A ratio beside the proxies
     assert "Selling-expense ratio, the first half of 2025" in page
@@ -75,8 +77,11 @@ def test_page_one_carries_the_answer(built):
     assert re.search(r"EV makers median \d+\.\d% \(SG&A ratio\), −\d\.\d pp", page)
     assert "Smartphones: fewer than three peers, no median (Transsion 8.3%)" in page
     assert "A year ago: Xiaomi's selling-expense ratio was" in page and "Caveat:" in page
+    # the as-of date beside the edition date, and how many source figures have no recorded date
     assert re.search(
-        r"Data as of 2025-\d\d-\d\d \(the latest publication among the figures used\) · Edition of 2026-11-24", page
+        r"Data as of 2025-\d\d-\d\d \(the latest publication among the figures used\); \d+ source figures have no "
+        r"recorded publication date · Edition of 2026-11-24",
+        page,
     )
     assert "Key findings" not in page  # page 1 is the answer alone
 
@@ -161,6 +166,8 @@ def test_a_monthly_rerun_opens_with_what_changed_and_mails_it(runner, tmp_path, 
     box = _manifest(out)["changes"]
     line = "Beta, Selling-expense ratio (2025Q2): 9.0% → 11.0% (restated in a later report)"
     assert line in box, box
+    assert not any("Finding flipped" in item for item in box)  # still below Beta: a change of degree, no flip
+    assert not any("SG&A" in item or "Admin" in item for item in box)  # figures the briefing does not show
     text = " ".join(_pages(out / "briefing.pdf"))
     assert "What changed since the edition of 2026-10-01" in text and line in text
     res = runner.invoke(cli, ["-C", str(ws), "send", "--quarter", "2025Q2"], env=smtp_env(port))

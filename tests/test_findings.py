@@ -170,3 +170,27 @@ def test_workspace_wording_is_used():
         fmt=fmt_value,
     )  # fmt: skip
     assert f.sentences[0] == "Peers — 2025Q2: Alpha 6.7%, lower than Beta 9.1%ᵈ."
+
+
+def test_headline_names_peers_in_line_says_like_for_like_and_counts_peers_with_a_figure():
+    view = _view(
+        "quarter",
+        "2025Q2",
+        [
+            ("a", "selling_expense_ratio", 0.067, ()),
+            ("a", "sga_ratio", 0.081, ("sga_sum",)),
+            ("b", "selling_expense_ratio", 0.091, ()),
+            ("c", "selling_expense_ratio", 0.0672, ()),  # in line: within 0.05 pp
+            ("d", "selling_expense_ratio", 0.090, ("sga_proxy",)),
+            ("d", "sga_ratio", 0.090, ()),
+            ("e", "selling_expense_ratio", None, ("missing",)),
+        ],
+    )
+    f = build_findings([view], "a", NAMES, _groups("b", "c", "d", "e"), BY_ID, 1.0, fmt=fmt_value)
+    assert f.headline == (
+        "Alpha's selling-expense ratio, 6.7% in 2025Q2, is below every peer's, in line with Gamma's, like for like"
+        " (3 of 4 peers have a figure)"
+    )
+    f = build_findings([view], "a", NAMES, _groups("b", "c", "d", "e"), BY_ID, 1.0, fmt=fmt_value,
+                       not_reported=["Epsilon"])  # fmt: skip
+    assert f.headline.endswith("like for like")  # a peer that has not reported is said apart, in the notes

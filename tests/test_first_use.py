@@ -351,3 +351,15 @@ def test_ledger_history_keeps_approvals_across_versions(tmp_path):
         assert book.approval("abc")[0] == "Ana" and book.approval("def") is None
         kinds = [r["kind"] for r in book.history()]
     assert kinds == ["build", "approve"]
+
+
+def test_one_preview_per_edition_when_the_lists_read_two_languages(runner, tmp_path, smtp):  # noqa: F811
+    handler, port = smtp
+    config = MAIL.replace("[mail]\n", "[mail]\nrequire_approval = true\n") + (
+        '[mail.lists.analysts]\nto = ["analyst@example.test"]\nlanguage = "zh-CN"\n'
+    )
+    ws = _ws(tmp_path, config)
+    for day in ("10-01", "10-02", "10-03"):
+        res = _invoke(runner, "-C", str(ws), "run", "--now", f"2025-{day}T08:00", env=smtp_env(port))
+        assert res.exit_code == 0, res.output
+    assert [rcpts for rcpts, _m in handler.received] == [["owner@example.test"]]  # one preview, lists wait

@@ -142,3 +142,23 @@ def test_the_global_anchors_example_converts_apple_and_tesla(runner, tmp_path):
     assert recs[("apple", "gross_margin")]["value"] == pytest.approx(43_718 / 94_036, abs=1e-4)
     again = runner.invoke(cli, ["init", str(ws), "--example", "global_anchors"])
     assert again.exit_code == 0 and (ws / "reportgen.toml").read_text().count("[groups.global_anchors]") == 1
+
+
+def test_a_workspace_without_segments_works_as_before(runner, tmp_path):
+    ws = write_mini(tmp_path / "w", {})
+    res = runner.invoke(cli, ["-C", str(ws), "metrics", "--quarter", "2025Q2", "--segments", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    recs = json.loads(res.stdout)
+    assert recs and all(r["segment"] is None for r in recs)
+
+
+def test_a_segment_naming_a_group_reportgen_toml_lacks_is_refused(runner, tmp_path):
+    ws = write_mini(tmp_path / "w", {})
+    reg = ws / "data/companies.toml"
+    text = reg.read_text(encoding="utf-8").replace(
+        "[beta]", '[[alpha.segments]]\nid = "ev"\nname = "EV segment"\nname_zh = "汽车"\ngroup = "ev_maker"\n\n[beta]'
+    )
+    reg.write_text(text, encoding="utf-8")
+    res = runner.invoke(cli, ["-C", str(ws), "validate"])
+    assert res.exit_code == 1
+    assert "segment 'ev' of Alpha names the peer group 'ev_maker', which reportgen.toml does not have" in res.stderr

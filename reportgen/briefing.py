@@ -276,7 +276,9 @@ def answer(f: Facts, found) -> dict:
     )
     title = _("{metric}, {period}").format(metric=label, period=f.period[basis])
     subtitle = _("Every company with a figure, sorted; hatched: SG&A where a company reports only SG&A")
-    chart = charts.hbars([("", bars, None, "")], title, subtitle, _source_line(f), alt) if bars else None
+    chart = (
+        charts.hbars([("", bars, None, "")], title, subtitle, _source_line(f), alt, **_chart_words(t)) if bars else None
+    )
     return {
         "headline": found.headline,
         "dek": _dek(f, found),
@@ -636,6 +638,7 @@ def section(f: Facts, g, gi: int) -> dict:
         _("Each basis in its own panel; hatched: SG&A; dashed: the peers' median where three or more"),
         _source_line(f),
         _("{metric}, {group}. {values}").format(metric=label, group=g.label, values=t.gettext(". ").join(values_text)),
+        **_chart_words(t),
     )
     quarters = [f.quarter.shift(-k) for k in range(s.trend_quarters - 1, -1, -1)]
     series, without = [], []
@@ -665,8 +668,8 @@ def section(f: Facts, g, gi: int) -> dict:
         values = tuple(None if is_missing(r.value) or r.old_basis else r.value for r in vals)
         if any(v is not None for v in values):
             trend_marks.add(FLAG["sga_sum"].mark)
-            label = _("{name} (SG&A)").format(name=f.name(f.subject)) + SUPERSCRIPT[FLAG["sga_sum"].mark]
-            series.insert(1, charts.Series(label, values, True, dashed=False))
+            name = _("{name} (SG&A)").format(name=f.name(f.subject)) + SUPERSCRIPT[FLAG["sga_sum"].mark]
+            series.insert(1, charts.Series(name, values, True, dashed=False))
     med = tuple(statistics.median(v) if len(v) >= MIN_MEDIAN else None for v in per_quarter.values())
     if any(v is not None for v in med):
         series.append(charts.Series(_("peer median"), med, dashed=True))
@@ -690,6 +693,8 @@ def section(f: Facts, g, gi: int) -> dict:
         subtitle,
         _source_line(f),
         t.seq(alt_lines),
+        others=_("Others (thin grey lines): {names}."),
+        lang=t.lang,
     )
     notes = Notes()
     change_metric = _change_metric(sm)
@@ -800,8 +805,14 @@ def _segment_margins(f: Facts, g):
         ),  # fmt: skip
         _source_line(f),
         _("Gross margin, {group}. {values}").format(group=g.label, values=t.gettext(". ").join(values)),
+        **_chart_words(t),
     )
     return chart, f.key(used)
+
+
+def _chart_words(t: Text) -> dict:
+    """What a bar chart says in the reader's language beyond its figures, and the typeface it is set in."""
+    return {"elided": t.gettext("{n} more, {low} to {high}"), "lang": t.lang}
 
 
 def _group_median(f: Facts, g, basis: str) -> tuple[float | None, str]:
@@ -854,6 +865,8 @@ def scatter(f: Facts) -> dict:
             _("{name}: {growth}, {ratio}").format(name=p.label, growth=t.fmt(p.x, "growth"), ratio=t.fmt(p.y, "ratio"))
             for p in points
         ),
+        unnamed=_("{n} points unnamed for lack of room; the tables give every company."),
+        lang=t.lang,
     )
     return {"scatter": chart, "scatter_left_out": left_out, "scatter_key": f.key("".join(used))}
 

@@ -4,13 +4,31 @@ The house style (The Economist's and the FT's): sorted horizontal bars, the subj
 everyone else in grey, hatching for a value of another definition (SG&A standing in for selling expenses), ratio
 axes from zero with one-decimal ticks, direct labels, the source under the chart. Each chart has a fixed layout
 (margins computed from its labels) and is drawn once.
+
+Large peer groups stay readable: bars grow the chart a row at a time (and a chart taller than a page keeps the top
+and bottom of the ranking, the subject, and one row saying how many are left out); a trend with more lines than
+names fit labels the subject, the peer median and the top and bottom peers, and draws the others thin and grey,
+named in a note under it; a crowded scatter labels the points whose names fit and leaves the rest to the text
+alternative. Every chart is set in its language's typeface (`lang`, see FONTS); the words it adds itself (`elided`,
+`others`, `unnamed`) are passed in, translated by the caller.
+
+With `CACHE_DIR` set (the pipeline sets it to a folder of the workspace's output/), each chart's SVG is kept under
+a hash of everything that shapes it (its arguments, this module's source, the matplotlib release), so a rebuild
+with the same figures neither draws it again nor imports matplotlib.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import io
+import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 PALETTE = {
     "subject": "#d9480f",
@@ -24,8 +42,24 @@ PALETTE = {
 #: one colour per peer group (scatter), the subject's own apart
 GROUP_COLORS = ["#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#5c940d", "#c2255c", "#495057"]
 LINE_COLORS = ["#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#5c940d", "#c2255c", "#495057"]
-FONT = ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"]
+#: the typefaces of a chart's text by the language it is written in (the page's own: a Chinese edition is set in
+#: Noto Sans CJK SC throughout, its digits and Latin letters too)
+FONTS = {"en": ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"], "zh-CN": ["Noto Sans CJK SC", "sans-serif"]}
 WIDTH_IN = 6.9  # the text column of an A4 page, in inches
+#: bar rows of one panel at most: 40 rows (8.2 in) fit a page; beyond, the middle of the ranking is left out
+MAX_ROWS = 40
+#: lines of a trend named at their ends at most; with more, the top and bottom TREND_EXTREMES peers are named
+MAX_NAMED_LINES = 8
+TREND_EXTREMES = 3
+#: points of a scatter named at most; with more, the subject and those farthest from the middle
+MAX_SCATTER_NAMES = 16
+
+#: where charts are cached (None: not cached); see `cached` and `cache_in`
+CACHE_DIR: Path | None = None
+#: the cache's folder name in a workspace's output/ (state beside the ledger, not an edition)
+CACHE_NAME = ".chart-cache"
+#: cached charts kept at most; the least recently used go first
+CACHE_ENTRIES = 512
 
 
 @dataclass(frozen=True)
@@ -64,6 +98,122 @@ class Chart:
     marks: list[str] = field(default_factory=list)  # marks drawn on it: the key goes under it
 
 
+# -- the chart cache --------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _style_key() -> str:
+    """What shapes every chart besides its arguments: this module's source (style, layout, code) and the
+    matplotlib release (read from its version file: importing matplotlib is what a cache hit saves)."""
+    import importlib.util
+
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.origin:
+        version = Path(spec.origin).with_name("_version.py")
+        h.update(version.read_bytes() if version.exists() else spec.origin.encode())
+    return h.hexdigest()
+
+
+def _cache_key(kind: str, args: tuple, kwargs: dict) -> str:
+    # dataclass reprs name every field, and floats repr exactly: equal reprs draw equal charts
+    text = repr((kind, args, sorted(kwargs.items())))
+    return hashlib.sha256(f"{_style_key()}\n{text}".encode()).hexdigest()
+
+
+def _cache_read(path: Path) -> Chart | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        svg, alt, marks = data["svg"], data["alt"], data["marks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    # what _svg makes and nothing else: a damaged or foreign entry is drawn again, never embedded
+    low = svg.lower() if isinstance(svg, str) else ""
+    if not (low.startswith("<svg ") and low.rstrip().endswith("</svg>")) or "<script" in low or "foreignobject" in low:
+        return None
+    if not isinstance(alt, str) or not isinstance(marks, list) or not all(isinstance(m, str) for m in marks):
+        return None
+    try:
+        os.utime(path)  # recently used: pruned last
+    except OSError:
+        pass
+    return Chart(svg, alt, marks)
+
+
+def _cache_write(folder: Path, path: Path, chart: Chart) -> None:
+    """Written whole or not at all (a temporary file renamed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"svg": chart.svg, "alt": chart.alt, "marks": chart.marks}, fh, ensure_ascii=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _prune(folder: Path) -> None:
+    """At most CACHE_ENTRIES entries: the least recently used go first."""
+    entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    for old in entries[: max(0, len(entries) - CACHE_ENTRIES)]:
+        old.unlink(missing_ok=True)
+
+
+#: charts drawn since the cache was opened, by entry name: written to it only when the block ends without an error
+#: (a failed build leaves nothing behind in output/); a forked worker hands its own to the parent (`take`, `keep`)
+_NEW: dict[str, Chart] = {}
+
+
+@contextlib.contextmanager
+def cache_in(folder: Path | None):
+    """Charts drawn inside this block are served from, and on its successful end kept in, `folder` (None: not
+    cached); the setting before comes back after it. Forked workers inherit it. A cache that cannot be written is
+    no error: the charts are drawn again next time."""
+    global CACHE_DIR
+    before, CACHE_DIR = CACHE_DIR, folder
+    _NEW.clear()
+    try:
+        yield
+        if folder is not None and _NEW:
+            with contextlib.suppress(OSError):
+                for name, chart in _NEW.items():
+                    _cache_write(Path(folder), Path(folder) / name, chart)
+                _prune(Path(folder))
+    finally:
+        _NEW.clear()
+        CACHE_DIR = before
+
+
+def take() -> dict[str, Chart]:
+    """The charts this process drew for the cache since the last call (a worker returns them with its result)."""
+    new = dict(_NEW)
+    _NEW.clear()
+    return new
+
+
+def keep(entries: dict[str, Chart]) -> None:
+    """Charts a worker drew, to be cached with this process's own when the block of `cache_in` ends."""
+    _NEW.update(entries)
+
+
+def cached(fn):
+    """Serve a chart from CACHE_DIR when one with the same key was drawn before; draw it otherwise."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        folder = CACHE_DIR
+        if folder is None:
+            return fn(*args, **kwargs)
+        name = f"{_cache_key(fn.__name__, args, kwargs)}.json"
+        path = Path(folder) / name
+        chart = _NEW.get(name) or (_cache_read(path) if path.exists() else None)
+        if chart is None:
+            chart = _NEW[name] = fn(*args, **kwargs)
+        return chart
+
+    return wrapper
+
+
 def _plain(text: str) -> str:
     """Text drawn as written: matplotlib reads $...$ as math (a name like "A$B$C" would fail or change)."""
     return str(text).replace("$", r"\$")
@@ -79,14 +229,14 @@ def _width(text: str) -> float:
     return sum(1.0 if ord(ch) > 0x2E80 else 0.58 for ch in text)
 
 
-def _figure(w: float, h: float):
+def _figure(w: float, h: float, lang: str = "en"):
     import matplotlib
 
     matplotlib.rcParams.update(
         {
             "svg.fonttype": "none",  # keep text as text: selectable and searchable in the PDF
             "svg.hashsalt": "reportgen",  # stable element ids, so rebuilding gives identical bytes
-            "font.family": FONT,
+            "font.family": FONTS.get(lang, FONTS["en"]),
             "font.size": 8,
             "axes.spines.top": False,
             "axes.spines.right": False,
@@ -131,22 +281,64 @@ def _pct_axis(axis, step: float | None = None):
     axis.set_major_formatter(Percent())
 
 
+@dataclass(frozen=True)
+class _Gap:
+    """A row standing for the bars left out of the middle of a ranking too long for a page."""
+
+    text: str
+
+
+def _value_text(b: Bar) -> str:
+    return b.text or f"{b.value * 100:.1f}%".replace("-", "\u2212")
+
+
+def _order(bars: list[Bar], elided: str) -> list[Bar | _Gap]:
+    """A panel's rows from the foot up: names without a value, then the bars from the lowest value to the highest.
+    Beyond MAX_ROWS the middle of the ranking is left out (the subject never), each run of left-out bars one row
+    that says how many and their range."""
+    shown = sorted([b for b in bars if b.value is not None], key=lambda b: b.value)
+    missing = [b for b in bars if b.value is None]
+    if len(missing) + len(shown) <= MAX_ROWS:
+        return [*missing, *shown]
+    subjects = sum(b.subject for b in shown)
+    ends = max(2, MAX_ROWS - len(missing) - 2 * subjects - 1)  # each subject can split the gap in two
+    top, bottom = (ends + 1) // 2, ends // 2
+    keep = [i < bottom or i >= len(shown) - top or b.subject for i, b in enumerate(shown)]
+    rows: list[Bar | _Gap] = list(missing)
+    run: list[Bar] = []
+    for b, kept in zip(shown, keep, strict=True):
+        if not kept:
+            run.append(b)
+            continue
+        if run:
+            rows.append(_Gap(elided.format(n=len(run), low=_value_text(run[0]), high=_value_text(run[-1]))))
+            run = []
+        rows.append(b)
+    return rows
+
+
+@cached
 def hbars(
     panels: list[tuple[str, list[Bar], float | None, str]],
     title: str,
     subtitle: str,
     source: str,
     alt: str,
+    elided: str = "{n} more, {low} to {high}",
+    lang: str = "en",
 ) -> Chart:
     """Sorted horizontal bars, one panel per basis side by side (never in one set of bars): panels are (panel title,
     bars, median or None, median label). The subject in its colour, peers grey, hatched bars for another
-    definition; one x scale from zero for every panel; value labels at the bar ends, clear of the median line."""
-    rows = max([len(b) for _, b, _, _ in panels] + [1])
+    definition; one x scale from zero for every panel; value labels at the bar ends, clear of the median line.
+    The chart grows a row at a time; a panel of more than MAX_ROWS rows keeps the top and the bottom of the ranking
+    and the subject, and says what it leaves out in a row of its own (`elided`, with {n}, {low} and {high})."""
+    orders = [_order(bars, elided) for _, bars, _, _ in panels]
+    rows = max([len(o) for o in orders] + [1])
     label_em = max((_width(_short(b.label)) for _, bars, _, _ in panels for b in bars), default=4.0)
     titled = any(ptitle for ptitle, *_ in panels)
     bottom_in, top_in = 0.42, (0.95 if titled else 0.62)
     h = bottom_in + top_in + 0.18 * rows
-    fig = _figure(WIDTH_IN, h)
+    fig = _figure(WIDTH_IN, h, lang)
     top = [v for _, bars, med, _ in panels for v in [b.value for b in bars if b.value is not None] + [med or 0]]
     hi = max(top + [0.01]) * 1.18
     n = len(panels)
@@ -154,14 +346,14 @@ def hbars(
     gap_in = 0.25
     panel_w = (WIDTH_IN - 0.15 - n * left_in - (n - 1) * gap_in) / n
     marks = []
-    for i, (ptitle, bars, median, median_label) in enumerate(panels):
+    for i, ((ptitle, _bars, median, median_label), order) in enumerate(zip(panels, orders, strict=True)):
         x0 = 0.08 + i * (left_in + panel_w + gap_in) + left_in
         ax = fig.add_axes([x0 / WIDTH_IN, bottom_in / h, panel_w / WIDTH_IN, (h - bottom_in - top_in) / h])
-        shown = sorted([b for b in bars if b.value is not None], key=lambda b: b.value)
-        missing = [b for b in bars if b.value is None]
-        order = missing + shown  # highest at the top; names without a value at the foot, marked n/a
-        ys = range(len(order))
+        ys = range(len(order))  # highest at the top; names without a value at the foot, marked n/a
         for y, b in zip(ys, order):
+            if isinstance(b, _Gap):
+                ax.text(0, y, " " + b.text, va="center", ha="left", fontsize=7, color=PALETTE["muted"])
+                continue
             if b.value is None:
                 ax.text(0, y, " " + (b.text or "n/a"), va="center", ha="left", fontsize=7, color=PALETTE["muted"])
                 continue
@@ -189,9 +381,9 @@ def hbars(
                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.4},
             )
             marks += [ch for ch in b.mark if ch not in marks]
-        ax.set_yticks(list(ys), [_plain(_short(b.label)) for b in order])
+        ax.set_yticks(list(ys), ["\u22ee" if isinstance(b, _Gap) else _plain(_short(b.label)) for b in order])
         for tick, b in zip(ax.get_yticklabels(), order):
-            if b.subject:
+            if isinstance(b, Bar) and b.subject:
                 tick.set_fontweight("bold")
                 tick.set_color(PALETTE["subject"])
         ax.set_xlim(0, hi)
@@ -221,6 +413,35 @@ def hbars(
     return Chart(_svg(fig, alt), alt, marks)
 
 
+def _last(s: Series) -> tuple[int, float]:
+    """(index, value) of a series' last value."""
+    i = max(i for i, v in enumerate(s.values) if v is not None)
+    return i, s.values[i]
+
+
+def _wrap(text: str, width_in: float, size: float) -> list[str]:
+    """`text` in lines no wider than `width_in` at `size` points, broken after a comma where one fits (a list of
+    names keeps each name on one line), else between words."""
+
+    def fits(t):
+        return _width(t) * size / 72 <= width_in
+
+    words = []
+    for chunk in text.split(", "):
+        words += [chunk] if fits(chunk) else chunk.split(" ")
+        words[-1] += ","
+    words[-1] = words[-1][:-1]
+    lines, cur = [], ""
+    for w in words:
+        if cur and not fits(f"{cur} {w}"):
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}" if cur else w
+    return [*lines, cur] if cur else lines
+
+
+@cached
 def trend(
     quarters: list[str],
     series: list[Series],
@@ -228,24 +449,45 @@ def trend(
     subtitle: str,
     source: str,
     alt: str,
+    others: str = "Others (thin grey lines): {names}.",
+    lang: str = "en",
 ) -> Chart:
     """One line per company over the quarters shown (gaps where a value is missing), the peer median dashed; the y
-    axis from zero with one-decimal ticks; names at the line ends, nudged apart, instead of a legend."""
-    h = 2.15
-    fig = _figure(WIDTH_IN, h)
+    axis from zero with one-decimal ticks; names at the line ends, nudged apart, instead of a legend.
+
+    With more than MAX_NAMED_LINES lines, the subject, the peer median and the TREND_EXTREMES peers highest and
+    lowest at their last value are named; the other peers are thin grey lines without a name, listed under the
+    chart by `others` (a sentence with {names}, in the reader's language)."""
     drawn = [s for s in series if any(v is not None for v in s.values)]
+    grey: list[Series] = []
+    if len(drawn) > MAX_NAMED_LINES:
+        peers = sorted((s for s in drawn if not s.subject and not s.dashed), key=lambda s: _last(s)[1])
+        n = max(0, min(TREND_EXTREMES, (MAX_NAMED_LINES - (len(drawn) - len(peers))) // 2))
+        extremes = {id(s) for s in peers[len(peers) - n :] + peers[:n]}
+        grey = [s for s in drawn if not s.subject and not s.dashed and id(s) not in extremes]  # in the given order
+    grey_ids = {id(s) for s in grey}
+    named = [s for s in drawn if id(s) not in grey_ids]
     names = {}
-    for s in drawn:
-        last = max(i for i, v in enumerate(s.values) if v is not None)
+    for s in named:
+        last = _last(s)[0]
         names[id(s)] = _short(s.label)
         if last < len(quarters) - 1:  # its line ends earlier: say when, so the name at the edge does not mislead
             names[id(s)] += f" ({quarters[last]})"
+    note = _wrap(others.format(names=", ".join(_short(s.label) for s in grey)), WIDTH_IN - 0.16, 6.5) if grey else []
+    bottom_in = 0.42 + 0.13 * len(note)
+    h = 1.73 + bottom_in
+    fig = _figure(WIDTH_IN, h, lang)
     right_in = min(2.4, max(1.0, 0.3 + max((_width(n) for n in names.values()), default=0) * 7 / 72))
-    ax = fig.add_axes([0.55 / WIDTH_IN, 0.42 / h, (WIDTH_IN - 0.55 - right_in) / WIDTH_IN, (h - 0.42 - 0.62) / h])
+    ax = fig.add_axes(
+        [0.55 / WIDTH_IN, bottom_in / h, (WIDTH_IN - 0.55 - right_in) / WIDTH_IN, (h - bottom_in - 0.62) / h]
+    )
     xs = list(range(len(quarters)))
+    for s in grey:  # under the named lines
+        ys = [math.nan if v is None else v for v in s.values]
+        ax.plot(xs, ys, linewidth=0.6, color=PALETTE["muted"], alpha=0.8, zorder=2)
     ends = []
     color_i = 0
-    for s in drawn:
+    for s in named:
         ys = [math.nan if v is None else v for v in s.values]
         if s.subject:
             color, width = PALETTE["subject"], 2.2
@@ -264,9 +506,8 @@ def trend(
             linestyle=(0, (3, 2)) if s.dashed else "-",
             zorder=4 if s.subject else 3,
         )
-        last = next((i for i in range(len(ys) - 1, -1, -1) if not math.isnan(ys[i])), None)
-        if last is not None:
-            ends.append([ys[last], s, color, last])
+        last = _last(s)[0]
+        ends.append([ys[last], s, color, last])
     values = [v for s in drawn for v in s.values if v is not None]
     hi = max(values + [0.01]) * 1.12
     ax.set_ylim(0, hi)
@@ -279,7 +520,7 @@ def trend(
         ends[-1][0] = hi
         for i in range(len(ends) - 2, -1, -1):
             ends[i][0] = min(ends[i][0], ends[i + 1][0] - gap)
-    for y, s, color, _last in ends:
+    for y, s, color, _last_i in ends:
         ax.annotate(
             _plain(names[id(s)]),
             xy=(xs[-1], y),
@@ -297,39 +538,87 @@ def trend(
     _pct_axis(ax.yaxis)
     fig.text(0.08 / WIDTH_IN, 1 - 0.2 / h, _plain(title), fontsize=9.5, fontweight="bold", va="top")
     fig.text(0.08 / WIDTH_IN, 1 - 0.38 / h, _plain(subtitle), fontsize=7.5, color="#495057", va="top")
+    for i, text in enumerate(note):  # between the quarter labels and the source line
+        y_in = 0.06 + 0.13 * (len(note) - i)
+        fig.text(0.08 / WIDTH_IN, y_in / h, _plain(text), fontsize=6.5, color="#495057", va="bottom")
     fig.text(0.08 / WIDTH_IN, 0.06 / h, _plain(source), fontsize=6.5, color="#868e96", va="bottom")
     return Chart(_svg(fig, alt), alt)
 
 
-def _labels_apart(fig, ax, points) -> None:
+def _labels_apart(fig, ax, points, crowd: list[Point] | None = None) -> int:
     """Names beside their points, moved up or down (in points of type) until none overlaps another: a cluster of
-    companies stays readable."""
+    companies stays readable. A name that finds no free place inside the plot is left out (never the subject's):
+    the point stays, and the text alternative names it. With `crowd` (every point drawn, of which `points` are
+    the ones to name, most important first), names also keep clear of the other points and of the legend beside
+    the plot, and stay near their point. Returns how many names were drawn."""
     placed: list[tuple[float, float, float, float]] = []
     to_px = ax.transData.transform
     scale = fig.dpi / 72
-    for p in sorted(points, key=lambda p: (p.y, p.x)):
+    (left, bottom), (right, top) = ax.transAxes.transform([(0, 0), (1, 1)])
+    leader = {"arrowstyle": "-", "color": PALETTE["muted"], "linewidth": 0.5}
+    subject_boxes, markers = [], []
+    for p in points:  # the subject's place is kept first: no peer's name may take it
+        if p.subject:
+            x, y = to_px((p.x, p.y))
+            label = _plain(_short(p.label))
+            subject_boxes.append((x + 5 * scale, y + 3 * scale, x + (_width(label) * 7 + 9) * scale, y + 12 * scale))
+    if crowd is not None:
+        r = 3 * scale
+        markers = [(x - r, y - r, x + r, y + r) for x, y in (to_px((p.x, p.y)) for p in crowd)]
+    steps = 12 if crowd is None else 4
+    drawn = 0
+    for p in points if crowd is not None else sorted(points, key=lambda p: (p.y, p.x)):
         x, y = to_px((p.x, p.y))
         label = _plain(_short(p.label))
         w, h = (_width(label) * 7 + 4) * scale, 9 * scale
-        dy = 3 * scale
-        for _ in range(12):
-            box = (x + 5 * scale, y + dy, x + 5 * scale + w, y + dy + h)
-            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+        others = placed if p.subject else placed + subject_boxes
+        if crowd is not None:
+            own = (x - 3 * scale, y - 3 * scale, x + 3 * scale, y + 3 * scale)
+            others = others + [m for m in markers if m != own]
+        # up from the point first, then (near the top of a crowd) down from it
+        step = h * 0.95
+        tries = [3 * scale + k * step for k in range(steps)] + [-(h + 3 * scale) - k * step for k in range(steps)]
+        sides = (1,) if crowd is None else (1, -1)  # right of the point; in a crowd, else left of it
+        for side, dy in ((side, dy) for side in sides for dy in tries):
+            x0 = x + 5 * scale if side > 0 else x - 5 * scale - w
+            box = (x0, y + dy, x0 + w, y + dy + h)
+            inside = box[3] <= top + 10 * scale and box[1] >= bottom
+            if crowd is not None:
+                inside = inside and left <= box[0] and box[2] <= right
+            if inside and not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in others):
                 break
-            dy += h * 0.95
+        else:
+            if not p.subject:
+                continue
+            side, dy = 1, 3 * scale
+            box = (x + 5 * scale, y + dy, x + 5 * scale + w, y + dy + h)
         placed.append(box)
+        drawn += 1
         ax.annotate(
             label,
             (p.x, p.y),
-            xytext=(5, dy / scale),
+            xytext=(5 * side, dy / scale),
             textcoords="offset points",
+            ha="left" if side > 0 else "right",
             fontsize=7,
             color=PALETTE["text"],
             fontweight="bold" if p.subject else "normal",
-            arrowprops={"arrowstyle": "-", "color": PALETTE["muted"], "linewidth": 0.5} if dy > 4 * scale else None,
+            arrowprops=leader if abs(dy) > 4 * scale else None,
         )
+    return drawn
 
 
+def _by_distance(points: list[Point]) -> list[Point]:
+    """The subject first, then the points farthest from the middle of the cloud (each axis scaled by its spread)."""
+    import statistics
+
+    mx, my = statistics.median(p.x for p in points), statistics.median(p.y for p in points)
+    sx = (max(p.x for p in points) - min(p.x for p in points)) or 1.0
+    sy = (max(p.y for p in points) - min(p.y for p in points)) or 1.0
+    return sorted(points, key=lambda p: (not p.subject, -(((p.x - mx) / sx) ** 2 + ((p.y - my) / sy) ** 2)))
+
+
+@cached
 def scatter(
     points: list[Point],
     groups: list[str],
@@ -339,11 +628,18 @@ def scatter(
     ylabel: str,
     source: str,
     alt: str,
+    unnamed: str = "{n} points unnamed for lack of room; the tables give every company.",
+    lang: str = "en",
 ) -> Chart:
-    """The section metric (y) against revenue growth (x) for every company with both, coloured by peer group."""
-    h = 2.8
-    fig = _figure(WIDTH_IN, h)
-    ax = fig.add_axes([0.7 / WIDTH_IN, 0.55 / h, (WIDTH_IN - 0.9 - 1.4) / WIDTH_IN, (h - 0.55 - 0.65) / h])
+    """The section metric (y) against revenue growth (x) for every company with both, coloured by peer group. The
+    chart grows with the number of groups, so that the legend beside it stays inside it. With more than
+    MAX_SCATTER_NAMES points, the subject and the points farthest from the middle are named where their names fit,
+    and a note under the chart (`unnamed`, with {n}) says how many are not."""
+    crowded = len(points) > MAX_SCATTER_NAMES
+    bottom_in = 0.55 + (0.18 if crowded else 0)
+    h = max(2.8 + (0.8 if crowded else 0), 1.3 + 0.15 * len(groups)) + bottom_in - 0.55  # a crowd gets more room
+    fig = _figure(WIDTH_IN, h, lang)
+    ax = fig.add_axes([0.7 / WIDTH_IN, bottom_in / h, (WIDTH_IN - 0.9 - 1.4) / WIDTH_IN, (h - bottom_in - 0.65) / h])
     for p in points:
         color = PALETTE["subject"] if p.subject else GROUP_COLORS[p.group % len(GROUP_COLORS)]
         ax.scatter([p.x], [p.y], s=55 if p.subject else 32, color=color, edgecolors="white", linewidths=0.8, zorder=3)
@@ -352,7 +648,12 @@ def scatter(
     xs = [p.x for p in points] + [0.0]
     pad = (max(xs) - min(xs)) * 0.12 + 0.02
     ax.set_xlim(min(xs) - pad, max(xs) + pad)
-    _labels_apart(fig, ax, points)
+    if crowded:
+        named = _labels_apart(fig, ax, _by_distance(points)[:MAX_SCATTER_NAMES], crowd=points)
+        note = unnamed.format(n=len(points) - named)
+        fig.text(0.08 / WIDTH_IN, 0.19 / h, _plain(note), fontsize=6.5, color="#495057", va="bottom")
+    else:
+        _labels_apart(fig, ax, points)
     ax.axvline(0, color=PALETTE["muted"], linewidth=0.8)
     ax.grid(True, color=PALETTE["grid"], linewidth=0.6)
     ax.set_axisbelow(True)
@@ -361,7 +662,7 @@ def scatter(
     ax.set_xlabel(_plain(xlabel))
     ax.set_ylabel(_plain(ylabel))
     handles = [
-        ax.scatter([], [], s=32, color=GROUP_COLORS[i % len(GROUP_COLORS)], label=_plain(g))
+        ax.scatter([], [], s=32, color=GROUP_COLORS[i % len(GROUP_COLORS)], label=_plain(_short(g, 22)))
         for i, g in enumerate(groups)
     ]
     if handles:

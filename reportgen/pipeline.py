@@ -3,6 +3,7 @@ editions under output/<quarter>/; the ledger and the locks are `ledger`'s."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, config, ledger, loaders
+from . import __version__, charts, config, ledger, loaders
 from .errors import ConfigError, DataError, PeriodError, ReportgenError
 from .findings import PLACEHOLDERS
 from .metrics import BY_ID, compute_metrics, peer_stats
@@ -511,10 +512,11 @@ def language_view(manifest: dict, lang: str) -> dict:
 _FORKED: tuple | None = None  # (ctx, edition_date, templates, previous manifests) handed to forked workers
 
 
-def _render_in_worker(job: tuple) -> tuple[dict, dict]:
+def _render_in_worker(job: tuple) -> tuple[dict, dict, dict]:
     ctx, edition_date, templates, previous = _FORKED
     q, lang, exports = job
-    return _render_edition(ctx, q, edition_date, templates, previous.get(q), lang, exports)
+    payload, summary = _render_edition(ctx, q, edition_date, templates, previous.get(q), lang, exports)
+    return payload, summary, charts.take()
 
 
 def build(
@@ -571,7 +573,68 @@ def build(
         return [out[q] for q in quarters]
     jobs = [(q, lang, i == 0) for q, *_rest in todo for i, lang in enumerate(langs)]
     workers = min(len(jobs), workers or os.cpu_count() or 1)
+    with charts.cache_in(_chart_cache(output)):  # charts kept once the editions are written, never after a failure
+        results = _render_all(ctx, todo, jobs, workers, edition_date, templates, langs, say, on_rendered)
+        rendered = {q: _merge_languages(q, langs, results) for q, *_rest in todo}
+        # written under the editions lock: never while a send is mailing (it reads each edition once, under it)
+        with ledger.editions_lock(output, "build " + ", ".join(str(t[0]) for t in todo)):
+            for q, digest, inputs, old in todo:
+                payload, summary = rendered[q]
+                identity = summary.pop("identity")
+                manifest = {
+                    "quarter": str(q),
+                    "edition": identity[:16],
+                    "identity": identity,
+                    "inputs_hash": digest,
+                    "tool_version": __version__,
+                    "edition_date": edition_date.isoformat(),
+                    "built_at": datetime.now(timezone.utc).isoformat(),
+                    **summary,
+                    "inputs": inputs,
+                    "files": {
+                        n: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+                        for n, data in payload.items()
+                    },
+                }
+                payload[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+                dest = output / str(q)
+                write_edition(dest, payload)
+                _record_build(ctx.root, q, manifest["edition"], True)
+                same = old is not None and old.get("edition") == manifest["edition"]
+                note = " (nothing a reader sees changed: the same edition, not mailed again)" if same else ""
+                say(f"{q}: wrote {dest.relative_to(ctx.root)}/ ({', '.join(payload)}){note}")
+                out[q] = Edition(str(q), dest, manifest["edition"], manifest)
+    return [out[q] for q in quarters]
+
+
+def _chart_cache(output: Path) -> Path | None:
+    """Where charts are cached: output/.chart-cache, unless something other than a folder of ours is in its place
+    (a link is never followed: the cache is written to)."""
+    folder = output / charts.CACHE_NAME
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        return None
+    return folder
+
+
+def _warm_up() -> None:
+    """Import the renderers once, before forking, so workers share them instead of each importing them again; then
+    move everything alive so far out of the garbage collector's sight (start-up objects live as long as the
+    process: scanning them again on every collection is wasted work, and in a forked worker it would copy every
+    page it touches)."""
+    import matplotlib.backends.backend_svg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import weasyprint  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
+def _render_all(ctx, todo, jobs, workers, edition_date, templates, langs, say, on_rendered) -> dict:
+    """Every (quarter, language) job rendered: in forked workers when there are several and a second core, else
+    here one after the other. Returns {(quarter, language): (payload, summary)}."""
+    global _FORKED
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _warm_up()
         what = f"{len(todo)} edition" + ("s" if len(todo) > 1 else "")
         what += f" in {', '.join(langs)}" if len(langs) > 1 else ""
         say(f"rendering {what} in {workers} processes")
@@ -582,11 +645,14 @@ def build(
                 futures = {pool.submit(_render_in_worker, job): job for job in jobs}
                 for done in as_completed(futures):
                     q, lang, _exports = futures[done]
-                    results[(q, lang)] = done.result()
+                    payload, summary, drawn = done.result()
+                    results[(q, lang)] = payload, summary
+                    charts.keep(drawn)
                     if on_rendered:
                         on_rendered(q, lang, len(jobs))
         finally:
             _FORKED = None
+            gc.unfreeze()  # a long-lived caller (tests, a scheduler) collects its own garbage again
     else:
         results = {}
         for q, lang, exports in jobs:
@@ -594,35 +660,7 @@ def build(
             results[(q, lang)] = _render_edition(ctx, q, edition_date, templates, old_of(todo, q), lang, exports)
             if on_rendered:
                 on_rendered(q, lang, len(jobs))
-    rendered = {q: _merge_languages(q, langs, results) for q, *_rest in todo}
-    # written under the editions lock: never while a send is mailing (it reads each edition once, under it)
-    with ledger.editions_lock(output, "build " + ", ".join(str(t[0]) for t in todo)):
-        for q, digest, inputs, old in todo:
-            payload, summary = rendered[q]
-            identity = summary.pop("identity")
-            manifest = {
-                "quarter": str(q),
-                "edition": identity[:16],
-                "identity": identity,
-                "inputs_hash": digest,
-                "tool_version": __version__,
-                "edition_date": edition_date.isoformat(),
-                "built_at": datetime.now(timezone.utc).isoformat(),
-                **summary,
-                "inputs": inputs,
-                "files": {
-                    n: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)} for n, data in payload.items()
-                },
-            }
-            payload[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-            dest = output / str(q)
-            write_edition(dest, payload)
-            _record_build(ctx.root, q, manifest["edition"], True)
-            same = old is not None and old.get("edition") == manifest["edition"]
-            note = " (nothing a reader sees changed: the same edition, not mailed again)" if same else ""
-            say(f"{q}: wrote {dest.relative_to(ctx.root)}/ ({', '.join(payload)}){note}")
-            out[q] = Edition(str(q), dest, manifest["edition"], manifest)
-    return [out[q] for q in quarters]
+    return results
 
 
 def _quarters_with_data(ctx: Context, quarters: list[Quarter]) -> list[Quarter]:

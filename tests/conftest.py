@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import textwrap
 from pathlib import Path
@@ -14,6 +15,20 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 FIN_HEADER = "period,basis,label,value,unit,currency,vintage,source_url\n"
 #: the date and SOURCE_DATE_EPOCH of the shared 2025Q2 edition (2025-12-01)
 EDITION_DATE, EPOCH = "2026-11-24", "1764547200"
+
+
+@functools.lru_cache(maxsize=16)
+def _pdf_text(path: str, stamp: tuple) -> tuple[str, ...]:
+    from pypdf import PdfReader
+
+    return tuple(p.extract_text() for p in PdfReader(path).pages)
+
+
+def pdf_pages(pdf: Path) -> list[str]:
+    """The text of each page of a PDF as pypdf reads it back. Read once per version of the file (pypdf takes
+    seconds on a briefing, and many tests read the same shared edition)."""
+    st = Path(pdf).stat()
+    return list(_pdf_text(str(Path(pdf).resolve()), (st.st_mtime_ns, st.st_size, st.st_ino)))
 
 
 def pytest_addoption(parser):
@@ -34,18 +49,37 @@ def copy_default_workspace(dest: Path) -> Path:
     return dest
 
 
+def shared_build(tmp_path_factory, name: str, *args: str) -> Path:
+    """A copy of the default workspace with its 2025Q2 edition built (with `args`), once for the whole session:
+    the first xdist worker to ask builds it under a file lock, the others wait for it and read it. Tests must only
+    read it (copy it to change it)."""
+    import fcntl
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # shared by the session's workers
+    folder = root / f"shared-{name}"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            ws = copy_default_workspace(folder / "ws")
+            res = CliRunner().invoke(
+                cli_main(),
+                ["-C", str(ws), "build", "--quarter", "2025Q2", "--date", EDITION_DATE, *args],
+                env={"SOURCE_DATE_EPOCH": EPOCH},
+                catch_exceptions=False,
+            )
+            assert res.exit_code == 0, res.output
+            (folder / "built").write_text("ok\n")
+    return folder / "ws"
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
     """The default workspace's 2025Q2 edition, built once for every test that only reads it:
     (workspace, output/2025Q2)."""
-    ws = copy_default_workspace(tmp_path_factory.mktemp("built") / "ws")
-    res = CliRunner().invoke(
-        cli_main(),
-        ["-C", str(ws), "build", "--quarter", "2025Q2", "--date", EDITION_DATE],
-        env={"SOURCE_DATE_EPOCH": EPOCH},
-        catch_exceptions=False,
-    )
-    assert res.exit_code == 0, res.output
+    ws = shared_build(tmp_path_factory, "en")
     return ws, ws / "output" / "2025Q2"
 
 
@@ -55,8 +89,16 @@ def cli_main():
     return cli
 
 
-#: files a workspace keeps in output/ beside its editions (the ledger, the locks): state, not partial output
-STATE_FILES = (".ledger.sqlite3", ".ledger.sqlite3-wal", ".ledger.sqlite3-shm", ".editions.lock", ".run.lock")
+#: what a workspace keeps in output/ beside its editions (the ledger, the locks, the chart cache): state, not partial
+#: output
+STATE_FILES = (
+    ".ledger.sqlite3",
+    ".ledger.sqlite3-wal",
+    ".ledger.sqlite3-shm",
+    ".editions.lock",
+    ".run.lock",
+    ".chart-cache",  # charts of successful builds (see charts.cache_in)
+)
 
 
 def leftovers(output: Path) -> list[str]:

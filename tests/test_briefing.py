@@ -8,12 +8,10 @@ import json
 import re
 from pathlib import Path
 
-from pypdf import PdfReader
-
 from reportgen.cli import cli
 from reportgen.model import FLAGS, SUPERSCRIPT
 
-from .conftest import write_mini
+from .conftest import pdf_pages, write_mini
 from .smtp_server import recording_smtp as smtp  # noqa: F401  (the SMTP server fixture)
 from .smtp_server import smtp_env
 
@@ -35,7 +33,7 @@ SEED = {
 
 
 def _pages(pdf: Path) -> list[str]:
-    return [re.sub(r"\s+", " ", p.extract_text()) for p in PdfReader(pdf).pages]
+    return [re.sub(r"\s+", " ", p) for p in pdf_pages(pdf)]
 
 
 def _manifest(out: Path) -> dict:
@@ -176,3 +174,11 @@ def test_a_monthly_rerun_opens_with_what_changed_and_mails_it(runner, tmp_path, 
     body = msg.get_body(("plain",)).get_content()
     assert "What changed since the edition of 2026-10-01:" in body and f"- {line}" in body
     assert line in msg.get_body(("html",)).get_content().replace("&amp;", "&")
+
+
+def test_each_trend_chart_is_titled_by_its_metric_and_names_the_subjects_sga_line(built):
+    _, out = built
+    text = " ".join(_pages(out / "briefing.pdf"))
+    # one trend per peer group, each under the section metric's name (not the name of a line drawn in it)
+    assert len(re.findall(r"Selling-expense ratio, the last 6 quarters", text)) == 3, text
+    assert "(SG&A)ᵍ, the last" not in text

@@ -10,11 +10,10 @@ import csv
 import io
 
 import pytest
-from pypdf import PdfReader
 
 from reportgen.cli import cli
 
-from .conftest import GOLDEN, REPO
+from .conftest import GOLDEN, REPO, pdf_pages
 
 
 def _compare_or_rewrite(path, text: str, rewrite: bool) -> str:
@@ -45,6 +44,6 @@ def test_metric_table_matches_the_golden_copy_value_by_value(runner, basis, rewr
 
 def test_pdf_text_matches_the_golden_copy(built, rewrite_golden):
     _, out = built
-    text = "\n\f".join(p.extract_text() for p in PdfReader(out / "briefing.pdf").pages)
+    text = "\n\f".join(pdf_pages(out / "briefing.pdf"))
     golden = _compare_or_rewrite(GOLDEN / "briefing-2025Q2.txt", text, rewrite_golden)
     assert text == golden

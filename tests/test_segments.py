@@ -8,11 +8,10 @@ import json
 import re
 
 import pytest
-from pypdf import PdfReader
 
 from reportgen.cli import cli
 
-from .conftest import FIN_HEADER, REPO, write_mini
+from .conftest import FIN_HEADER, REPO, pdf_pages, write_mini
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +61,7 @@ def test_without_segments_the_table_is_as_before(runner):
 
 def test_the_ev_section_sets_the_segment_beside_the_ev_makers(built):
     _, out = built
-    pages = [" ".join(p.extract_text().split()) for p in PdfReader(out / "briefing.pdf").pages]
+    pages = [" ".join(p.split()) for p in pdf_pages(out / "briefing.pdf")]
     text = " ".join(pages)
     assert (
         "EV makers, like with like: in 2025Q2, the smart EV segment's gross margin of 26.4% is above NIO's 10.0%"

@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from reportgen.cli import cli
 from reportgen.model import FLAGS, SUPERSCRIPT
 
@@ -135,6 +137,7 @@ def test_the_key_to_every_mark_is_on_the_page_that_uses_it(built):
     assert checked >= 10
 
 
+@pytest.mark.slow
 def test_a_monthly_rerun_opens_with_what_changed_and_mails_it(runner, tmp_path, smtp):  # noqa: F811
     handler, port = smtp
     cfg = """

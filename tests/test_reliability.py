@@ -105,7 +105,13 @@ def _real_change(ws):
 
 @pytest.mark.parametrize(
     "change,remailed",
-    [(_add_fx, False), (_add_alias, False), (_stray_file, False), (_upgrade, False), (_real_change, True)],
+    [
+        pytest.param(_add_fx, False, marks=pytest.mark.slow),
+        pytest.param(_add_alias, False, marks=pytest.mark.slow),
+        pytest.param(_stray_file, False, marks=pytest.mark.slow),
+        (_upgrade, False),
+        (_real_change, True),
+    ],
     ids=["next-quarter-fx-rate", "label-alias", "stray-template-file", "reportgen-upgrade", "a-changed-figure"],
 )
 def test_edition_identity_is_what_the_reader_receives(runner, tmp_path, smtp, change, remailed):  # noqa: F811
@@ -368,6 +374,7 @@ def test_edition_folders_follow_the_umask(runner, tmp_path, umask):
     assert stat.S_IMODE((ws / "output/2025Q2/briefing.pdf").stat().st_mode) == 0o666 & ~umask
 
 
+@pytest.mark.slow
 def test_run_rebuilds_an_edition_whose_files_were_changed_by_hand(runner, tmp_path, smtp):  # noqa: F811
     handler, port = smtp
     ws = write_mini(tmp_path / "w", {"reportgen.toml": RUN_CONFIG})

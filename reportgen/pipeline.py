@@ -636,7 +636,11 @@ def _warm_up() -> None:
     page it touches)."""
     import matplotlib.backends.backend_svg  # noqa: F401
     import matplotlib.figure  # noqa: F401
+    import openpyxl.comments  # noqa: F401
+    import openpyxl.styles  # noqa: F401
     import weasyprint  # noqa: F401
+
+    from . import briefing, export, render  # noqa: F401
 
     gc.collect()
     gc.freeze()

@@ -171,3 +171,18 @@ def test_a_chinese_list_gets_chinese_mail_with_the_chinese_pdf(runner, tmp_path,
     # each language is mailed once: a second run sends nothing
     res = runner.invoke(cli, ["-C", str(ws), "run", "--now", "2025-10-02T08:00"], env=env)
     assert res.exit_code == 0 and len(handler.received) == 2
+
+
+def test_the_text_layer_copies_out_as_chinese_characters(both):
+    """What a reader gets copying from the PDF (poppler's pdftotext): the characters, never boxes or private-use
+    codes."""
+    import shutil
+    import subprocess
+
+    assert shutil.which("pdftotext"), "pdftotext (poppler-utils) is needed; .ci/run installs it"
+    text = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(both / "briefing.zh-CN.pdf"), "-"], capture_output=True, check=True
+    ).stdout.decode("utf-8")
+    assert "销售费用率" in text and "小米集团" in text and "第 1 页" in text
+    odd = sorted({ch for ch in text if "\ue000" <= ch <= "\uf8ff" or ch in "\ufffd\u25a1"})
+    assert odd == [], odd

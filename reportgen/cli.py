@@ -192,10 +192,13 @@ class _progress_bar:
             self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_pos=True)
             self.bar.__enter__()
         self.bar.update(1, f"{quarter} {lang}")
+        if self.bar.pos >= total:  # ended with its line, before the build says what it wrote
+            self.__exit__(None, None, None)
 
     def __exit__(self, *exc):
         if self.bar is not None:
-            self.bar.__exit__(*exc)
+            bar, self.bar = self.bar, None
+            bar.__exit__(*exc)
 
 
 def quarter_option(required=True):
@@ -305,7 +308,8 @@ def validate(ctx):
         click.echo(f"Warning: {w}", err=True)
     if problems:
         raise Problems(problems)
-    click.echo("All data and config files are valid." + (" (see the warnings above)" if warnings else ""), err=True)
+    if not ctx.find_root().obj.get("quiet"):  # -q: errors only; the exit status says it is valid
+        click.echo("All data and config files are valid." + (" (see the warnings above)" if warnings else ""), err=True)
 
 
 @cli.command()

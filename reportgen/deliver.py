@@ -54,6 +54,13 @@ _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 # -- addresses and settings ---------------------------------------------------------------------------------------
+
+
+def _code_reply(code, reply: str) -> str:
+    """A server's reply as people read it: "450 4.2.0 Busy", or the reason alone when no code came back."""
+    return " ".join(str(x) for x in (code, reply) if x)
+
+
 def _ascii_int(text: str) -> bool:
     """Digits 0-9 only (str.isdigit also takes superscripts and other scripts' digits)."""
     return bool(text) and text.isascii() and text.isdigit()
@@ -545,10 +552,9 @@ def _send_one(session, envelope_from, rcpt, data, sleep, attempts, backoff, log,
                 raise _Fail(e.code, e.reply, Kind.FATAL if e.at_connect else Kind.PERMANENT, e.at_connect) from None
             delay = backoff * 2 ** (attempt - 1)
             log.info(
-                "%s: temporary failure (%s %s); try %d of %d in %g s",
+                "%s: temporary failure (%s); try %d of %d in %g s",
                 rcpt,
-                e.code or "",
-                e.reply,
+                _code_reply(e.code, e.reply),
                 attempt + 1,
                 attempts,
                 delay,
@@ -712,7 +718,7 @@ def notify_owner(owner, manifest, report, smtp, connect=None, log=None, text: Te
     try:
         session.send(smtp.envelope_from, to, message_bytes(msg))
     except _Fail as e:
-        log.warning("could not send the failure notice to %s: %s %s", to, e.code or "", e.reply)
+        log.warning("could not send the failure notice to %s: %s", to, _code_reply(e.code, e.reply))
         return f"failure notice to {to} not sent ({e.code or 'no reply'} {e.reply})".replace(" )", ")")
     finally:
         session.close()

@@ -564,8 +564,8 @@ def build(
         if unchanged and not force and only_if_changed:
             changed = _changed_files(output / str(q), old)
             if not changed:
-                ed = old["edition"]
-                say(f"{q}: inputs and files unchanged since edition {ed}; nothing to build (--force rebuilds it)")
+                hint = "`reportgen build --force` rebuilds it"
+                say(f"{q}: inputs and files unchanged since edition {old['edition']}; nothing to build ({hint})")
                 out[q] = Edition(str(q), output / str(q), old["edition"], old, rebuilt=False)
                 continue
             say(f"{q}: {', '.join(changed)} changed since the build; rebuilding")

@@ -62,3 +62,11 @@ def test_security_promises_name_tests_that_exist():
     named |= {n for n in re.findall(r"`([a-z]+(?:-[a-z0-9]+)+)`", text) if n.split("-")[0] in
               {"data", "registry", "labels", "fx", "config", "template", "sentences", "cli"}}  # fmt: skip
     assert named and not (named - set(cases)), sorted(named - set(cases))
+
+
+def test_readme_lists_every_flag_with_its_mark():
+    from reportgen.model import FLAGS
+
+    paragraph = " ".join(README.split("Flags (with the mark", 1)[1].split("\n\n", 1)[0].split())
+    listed = dict(re.findall(r"`([a-z_]+)` ([a-z])\b", paragraph))
+    assert listed == {f.id: f.mark for f in FLAGS if f.mark}

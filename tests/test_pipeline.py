@@ -45,7 +45,7 @@ def test_an_unchanged_build_is_skipped_and_force_rebuilds(runner, tmp_path):
     before = (pdf.stat().st_ino, pdf.stat().st_mtime_ns, (ws / "output/2025Q2/manifest.json").read_text())
     res = runner.invoke(cli, build)
     assert res.exit_code == 0 and "inputs and files unchanged since edition" in res.stderr
-    assert "--force rebuilds it" in res.stderr and "computing metrics" not in res.stderr
+    assert "`reportgen build --force` rebuilds it" in res.stderr and "computing metrics" not in res.stderr
     assert (pdf.stat().st_ino, pdf.stat().st_mtime_ns, (ws / "output/2025Q2/manifest.json").read_text()) == before
     res = runner.invoke(cli, [*build, "--force"])
     assert res.exit_code == 0 and "computing metrics" in res.stderr

@@ -107,10 +107,7 @@ class Settings:
     @property
     def companies(self) -> tuple[str, ...]:
         """The subject then every peer, in group order."""
-        seen = [self.subject]
-        for g in self.groups:
-            seen += [m for m in g.members if m not in seen]
-        return tuple(seen)
+        return tuple(dict.fromkeys([self.subject, *(m for g in self.groups for m in g.members)]))
 
 
 _REPORT_KEYS = {

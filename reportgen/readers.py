@@ -11,6 +11,7 @@ import csv
 import functools
 import math
 import re
+import sys
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -433,25 +434,28 @@ def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, 
             f"two rows for {item} {q} {basis} ({vintage}); the other is line {seen[key]}", rel, line, "period"
         )
     seen[key] = line
+    # the texts that repeat from row to row (a label, a document's URL and excerpt) are kept once, not per row:
+    # memory stays proportional to the figures, not to the bytes of the file
+    text = sys.intern
     return ReportedRow(
         company.id,
         q,
-        basis,
-        label,
+        text(basis),
+        text(label),
         item,
         value,
-        unit,
-        currency,
-        vintage,
-        r.get("report", ""),
-        confidence,
-        r["source_url"].strip(),
-        r.get("source_excerpt", ""),
+        text(unit),
+        text(currency),
+        text(vintage),
+        text(r.get("report", "")),
+        text(confidence),
+        text(r["source_url"].strip()),
+        text(r.get("source_excerpt", "")),
         rel,
         line,
-        published,
+        text(published),
         printed_uncertainty(r["value"]),
-        (r.get("definition") or "").strip(),
+        text((r.get("definition") or "").strip()),
         calendarized,
     )
 

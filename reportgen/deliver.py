@@ -106,6 +106,17 @@ def validate_address(addr: str, where: str = "address") -> str:
     return parse_address(addr, where)[1]
 
 
+#: valid values put in place of a wrong one, to look for the next problem (never used to send)
+_STAND_INS = {
+    "REPORTGEN_SMTP_HOST": "localhost",
+    "REPORTGEN_SMTP_SECURITY": "starttls",
+    "REPORTGEN_SMTP_PORT": "587",
+    "REPORTGEN_MAIL_FROM": "reportgen@example.invalid",
+    "REPORTGEN_SMTP_RETRIES": "3",
+    "REPORTGEN_SMTP_DEADLINE": "30",
+}
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     """How to reach the mail server; from the environment only, never from the workspace."""
@@ -118,6 +129,21 @@ class SmtpSettings:
     password: str = field(default="", repr=False)
     attempts: int = ATTEMPTS  # tries per recipient (REPORTGEN_SMTP_RETRIES)
     deadline: float = DEADLINE  # seconds for one SMTP conversation step (REPORTGEN_SMTP_DEADLINE)
+
+    @classmethod
+    def problems(cls, env: Mapping[str, str]) -> list[DeliveryError]:
+        """Every problem of the mail settings at once (`from_env` stops at the first): each variable found wrong
+        is set to a stand-in and the settings are read again, until they read or a problem has no stand-in."""
+        env, found = dict(env), []
+        while True:
+            try:
+                cls.from_env(env)
+                return found
+            except DeliveryError as e:
+                found.append(e)
+                if e.field not in _STAND_INS or env.get(e.field) == _STAND_INS[e.field]:
+                    return found
+                env[e.field] = _STAND_INS[e.field]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpSettings:

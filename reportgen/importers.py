@@ -1159,6 +1159,11 @@ def fetch(root: Path, company: str, provider: str, *, dry_run=False, replace=Fal
     if provider == "tushare" and not dl.token and call is None:
         raise FetchError("REPORTGEN_TUSHARE_TOKEN is not set: Tushare needs your API token (tushare.pro, 个人主页 → "
                          "接口TOKEN); export REPORTGEN_TUSHARE_TOKEN=... and fetch again")  # fmt: skip
+    if call is None and fmt != "sec-companyfacts":  # said before "downloading", not after it
+        import importlib.util
+
+        if importlib.util.find_spec(_library(dl)) is None:
+            raise _not_installed(_library(dl))
     say(f"{c.id}: downloading {fmt} from {dl.url}")
     payload = (call or default_call)(dl)
     data, suffix = _raw_bytes(payload, dl)
@@ -1213,16 +1218,24 @@ def _download(provider: str, fmt: str, company: Company, pmap: ProviderMap, env)
     return Download(provider, fmt, company.id, symbol, pmap.url(shown), token)
 
 
+def _library(dl: Download) -> str:
+    return "akshare" if dl.provider == "akshare" else "tushare"
+
+
+def _not_installed(name: str) -> FetchError:
+    return FetchError(f"{name} is not installed: install the fetch extra, pip install 'reportgen[fetch]', or "
+                      f"download the file yourself and use reportgen import")  # fmt: skip
+
+
 def default_call(dl: Download):
     """The network call of each provider: the library's function (AKShare, Tushare) or an HTTPS GET (SEC)."""
     if dl.format == "sec-companyfacts":
         return _get_sec(dl)
-    name = "akshare" if dl.provider == "akshare" else "tushare"
+    name = _library(dl)
     try:
         lib = __import__(name)
     except ImportError:
-        raise FetchError(f"{name} is not installed: install the fetch extra, pip install 'reportgen[fetch]', or "
-                         f"download the file yourself and use reportgen import") from None  # fmt: skip
+        raise _not_installed(name) from None
     _reachable(dl.url)
     try:
         with _socket_timeout(60), _requests_timeout(60):

@@ -241,9 +241,7 @@ def validate(root: Path, warnings: list | None = None) -> list[ReportgenError]:
         if settings.mail_lists:  # what `send` and `run` will need from the environment, said now
             from . import deliver
 
-            try:
-                deliver.SmtpSettings.from_env(os.environ)
-            except ReportgenError as e:
+            for e in deliver.SmtpSettings.problems(os.environ):  # all of them at once
                 warnings.append(f"mail: {e.message} (`send` and `run` will need it)")
     try:
         loaders.load_sentence_templates(root, PLACEHOLDERS)

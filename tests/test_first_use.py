@@ -95,7 +95,7 @@ def test_validate_lists_every_bad_address_with_its_line_at_once(runner, tmp_path
         '"cfo@example.test"', '"analysts example.com"'
     )
     ws = _ws(tmp_path, config)
-    res = _invoke(runner, "-C", str(ws), "validate", env={"REPORTGEN_SMTP_HOST": ""})
+    res = _invoke(runner, "-C", str(ws), "validate", env={"REPORTGEN_SMTP_HOST": "", "REPORTGEN_MAIL_FROM": ""})
     assert res.exit_code == 1
     text = (ws / "reportgen.toml").read_text().splitlines()
     owner = next(i for i, ln in enumerate(text, 1) if ln.startswith("owner"))
@@ -103,6 +103,7 @@ def test_validate_lists_every_bad_address_with_its_line_at_once(runner, tmp_path
     assert f"reportgen.toml:{owner}: mail.owner: 'owner@' is not a valid e-mail address" in res.stderr
     assert f"reportgen.toml:{to}: mail.lists.board.to: 'analysts example.com' is not a valid e-mail" in res.stderr
     assert "Warning: mail: no mail server: set REPORTGEN_SMTP_HOST" in res.stderr  # what send will need, said now
+    assert "Warning: mail: no sender: set REPORTGEN_MAIL_FROM" in res.stderr  # and all of it at once
 
 
 # -- 4. send is honest ---------------------------------------------------------------------------------------------

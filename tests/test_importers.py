@@ -718,6 +718,7 @@ def test_fetch_without_the_library_fails_at_once_and_says_so(runner, tmp_path, m
         f"Error: {library} is not installed: install the fetch extra, pip install 'reportgen[fetch]', or download "
         "the file yourself and use reportgen import"
     )
+    assert "downloading" not in res.stderr  # it stops before claiming to download
     assert not (ws / "data" / "raw").exists()
 
 

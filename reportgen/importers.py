@@ -1159,11 +1159,8 @@ def fetch(root: Path, company: str, provider: str, *, dry_run=False, replace=Fal
     if provider == "tushare" and not dl.token and call is None:
         raise FetchError("REPORTGEN_TUSHARE_TOKEN is not set: Tushare needs your API token (tushare.pro, 个人主页 → "
                          "接口TOKEN); export REPORTGEN_TUSHARE_TOKEN=... and fetch again")  # fmt: skip
-    if call is None and fmt != "sec-companyfacts":  # said before "downloading", not after it
-        import importlib.util
-
-        if importlib.util.find_spec(_library(dl)) is None:
-            raise _not_installed(_library(dl))
+    if call is None and fmt != "sec-companyfacts" and not _installed(_library(dl)):  # before "downloading"
+        raise _not_installed(_library(dl))
     say(f"{c.id}: downloading {fmt} from {dl.url}")
     payload = (call or default_call)(dl)
     data, suffix = _raw_bytes(payload, dl)
@@ -1220,6 +1217,16 @@ def _download(provider: str, fmt: str, company: Company, pmap: ProviderMap, env)
 
 def _library(dl: Download) -> str:
     return "akshare" if dl.provider == "akshare" else "tushare"
+
+
+def _installed(name: str) -> bool:
+    """Whether `import name` would find the module (without importing it: akshare takes seconds)."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    return importlib.util.find_spec(name) is not None
 
 
 def _not_installed(name: str) -> FetchError:

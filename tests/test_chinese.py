@@ -134,6 +134,7 @@ def test_the_pdf_sets_all_text_in_a_cjk_font_but_the_superscript_marks(both):
     assert all(c <= set(SUPERSCRIPT.values()) for c in other.values()), other
 
 
+@pytest.mark.slow
 def test_a_chinese_list_gets_chinese_mail_with_the_chinese_pdf(runner, tmp_path, smtp):  # noqa: F811
     handler, port = smtp
     config = """

@@ -361,7 +361,7 @@ def test_toml_of_any_shape_gives_a_message_not_a_traceback(runner, tmp_path_fact
 
 
 # -- output follows the umask; a changed edition is rebuilt ---------------------------------------------------------
-@pytest.mark.parametrize("umask", [0o022, 0o027])
+@pytest.mark.parametrize("umask", [0o022, pytest.param(0o027, marks=pytest.mark.slow)])
 def test_edition_folders_follow_the_umask(runner, tmp_path, umask):
     ws = write_mini(tmp_path / "w", {})
     old = os.umask(umask)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from openpyxl import Workbook
 from pypdf import PdfReader
 
@@ -58,6 +59,7 @@ def test_hostile_values_are_text_not_markup_or_links(runner, tmp_path):
     assert 'href="javascript:' not in html and 'href="file:' not in html and "javascript:alert(1)" in html
 
 
+@pytest.mark.slow
 def test_huge_numbers_and_long_names_keep_the_layout(runner, tmp_path):
     long_name = "Extraordinarily Long Holding Company Name Group International " * 4
     ws = write_mini(

@@ -52,3 +52,17 @@ def test_an_unchanged_build_is_skipped_and_force_rebuilds(runner, tmp_path):
     assert pdf.stat().st_ino != before[0]  # a new folder swapped in
     res = runner.invoke(cli, [*build, "--lang", "zh-CN,en"])  # other languages: not the same edition's files
     assert res.exit_code == 0 and (ws / "output/2025Q2/briefing.zh-CN.pdf").exists()
+
+
+def test_a_chart_cache_that_is_a_link_or_a_file_is_not_used(tmp_path):
+    from reportgen.pipeline import _chart_cache
+
+    output, outside = tmp_path / "output", tmp_path / "elsewhere"
+    output.mkdir()
+    outside.mkdir()
+    assert _chart_cache(output) == output / ".chart-cache"  # not there yet: made by the first good build
+    (output / ".chart-cache").symlink_to(outside)  # written to: a link could send it anywhere
+    assert _chart_cache(output) is None
+    (output / ".chart-cache").unlink()
+    (output / ".chart-cache").write_text("not a folder")
+    assert _chart_cache(output) is None

@@ -1364,6 +1364,11 @@ def approve(root: Path, quarter: Quarter, by: str, progress=None) -> dict:
         book.record_approval(str(quarter), manifest["edition"], by)
     lists = ", ".join(ml.name for ml in ctx.settings.mail_lists) or "(none yet)"
     say(f"{quarter}: edition {manifest['edition']} approved by {by}; the next run or `reportgen send` mails {lists}")
+    if not ctx.settings.require_approval:
+        log.warning(
+            "Note: require_approval is off under [mail] in reportgen.toml: editions are mailed without approval; "
+            "the approval is recorded all the same"
+        )
     return manifest
 
 

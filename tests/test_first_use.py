@@ -365,3 +365,11 @@ def test_one_preview_per_edition_when_the_lists_read_two_languages(runner, tmp_p
         res = _invoke(runner, "-C", str(ws), "run", "--now", f"2025-{day}T08:00", env=smtp_env(port))
         assert res.exit_code == 0, res.output
     assert [rcpts for rcpts, _m in handler.received] == [["owner@example.test"]]  # one preview, lists wait
+
+
+def test_approving_without_require_approval_says_the_lists_do_not_wait(runner, tmp_path):
+    ws = _ws(tmp_path)
+    assert _invoke(runner, "-C", str(ws), "build", "--quarter", "2025Q2").exit_code == 0
+    res = _invoke(runner, "-C", str(ws), "approve", "--quarter", "2025Q2", "--by", "Ana")
+    assert res.exit_code == 0 and "approved by Ana" in res.stdout
+    assert "require_approval is off under [mail]" in res.stderr and "mailed without approval" in res.stderr

@@ -11,7 +11,7 @@ import io
 import pandas as pd
 
 from .i18n import Text
-from .metrics import BY_ID, metric_of
+from .metrics import BY_ID, MIN_MEDIAN, MIN_RANK, metric_of
 from .model import BASES, FLAGS, ITEM, N_, QUARTER, YTD, Reason, is_missing, marks, split_entity, sup_marks
 from .periods import Quarter
 
@@ -70,6 +70,7 @@ def stat_records(table: pd.DataFrame, stats: pd.DataFrame, text: Text) -> list[d
         base = {"segment": None, "quarter": quarter, "basis": basis, "metric": s["metric"], "group": s["group"],
                 "sources": []}  # fmt: skip
         for stat in ("median", "mean"):
+            value = _clean(s[stat]) if s["n"] else None
             out.append(
                 {
                     "company": None,
@@ -78,15 +79,28 @@ def stat_records(table: pd.DataFrame, stats: pd.DataFrame, text: Text) -> list[d
                     **base,
                     "statistic": stat,
                     "n": int(s["n"]),
-                    "value": _clean(s[stat]) if s["n"] else None,
+                    "value": value,
                     "uncertainty": None,
                     "confidence": None,
-                    "flags": list(s["flags"]),
-                    "reason": "",
+                    # a statistic that cannot be computed is null, flagged missing, with its reason, as any value
+                    "flags": list(s["flags"]) + (["missing"] if value is None else []),
+                    "reason": ""
+                    if value is not None
+                    else text.gettext("fewer than {min} peers with a value (n={n})").format(
+                        min=MIN_MEDIAN, n=int(s["n"])
+                    ),
                     "note": "",
                 }
             )
         rank = _clean(s["subject_rank"])
+        if rank is not None:
+            why = ""
+        elif s["subject_value"] is None or _clean(s["subject_value"]) is None:
+            why = text.gettext("no value for the subject")
+        else:
+            why = text.gettext("fewer than {min} companies with a value (n={n})").format(
+                min=MIN_RANK, n=int(s["ranked"])
+            )
         out.append(
             {
                 "company": None if subject is None else subject["company"],
@@ -98,8 +112,8 @@ def stat_records(table: pd.DataFrame, stats: pd.DataFrame, text: Text) -> list[d
                 "value": None if rank is None else int(rank),
                 "uncertainty": None,
                 "confidence": None,
-                "flags": list(s["flags"]),
-                "reason": "",
+                "flags": list(s["flags"]) + (["missing"] if rank is None else []),
+                "reason": why,
                 "note": "",
             }
         )

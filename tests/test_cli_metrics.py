@@ -89,3 +89,22 @@ def test_csv_flags_are_joined_with_semicolons(runner):
     assert "sga_proxy" in nio["flags"].split(";") and nio["flags"] == ";".join(sorted(nio["flags"].split(";")))
     haier = next(r for r in rows if r["company"] == "haier" and r["metric"] == "revenue_yoy")
     assert {"derived_ytd", "restated"} <= set(haier["flags"].split(";"))
+
+
+def test_every_value_that_cannot_be_computed_is_null_flagged_missing_with_a_reason(runner, tmp_path):
+    """The README's rule holds for the peer statistics too: a median of fewer than three peers, a rank of fewer
+    than two companies."""
+    import json
+
+    from .conftest import copy_default_workspace
+
+    ws = copy_default_workspace(tmp_path / "ws")
+    res = runner.invoke(cli, ["-C", str(ws), "metrics", "--quarter", "2025Q2", "--peer-stats", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    records = json.loads(res.stdout)
+    nulls = [r for r in records if r["value"] is None]
+    assert {r["statistic"] for r in nulls} >= {None, "median", "mean", "rank"}  # each kind occurs
+    bad = [r for r in nulls if "missing" not in r["flags"] or not r["reason"]]
+    assert bad == []
+    smartphones = [r for r in nulls if r["group"] == "smartphones" and r["statistic"] == "median"]
+    assert smartphones and smartphones[0]["reason"].startswith("fewer than 3 peers with a value (n=")

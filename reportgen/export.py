@@ -221,7 +221,7 @@ def table_text(
         if r is None:
             return ""
         if r["statistic"] == "rank":
-            return "" if r["value"] is None else f"{r['value']}/{r['n']}"
+            return t.not_available if r["value"] is None else f"{r['value']}/{r['n']}"
         used.update(r["flags"] if r["value"] is not None else ())
         shown = t.fmt(r["value"], metric_of(r["metric"]).unit, r.get("uncertainty"))
         return shown + (sup_marks(r["flags"]) if r["value"] is not None else "")

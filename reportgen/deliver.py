@@ -609,7 +609,8 @@ def recipients(ml: MailList, settings: Settings, test_to: str | None, sender: st
     problems, bare = [], []
     checks = [(a, f"mail.lists.{ml.name}.{k}") for k in ("to", "cc", "bcc") for a in getattr(ml, k)]
     checks += [(settings.owner, "mail.owner")] if settings.owner else []
-    checks += [(test_to, "--test-to")] if test_to is not None else []
+    if test_to is not None:  # from the command line, not the file: said without the file's name
+        validate_address(test_to, "--test-to")
     if sender:  # the sender is the environment's, not the workspace's: its problem names the variable alone
         parse_address(sender, "REPORTGEN_MAIL_FROM")
     for addr, where in checks:

@@ -373,7 +373,9 @@ def test_bad_address_refused_before_anything_is_sent(edition, smtp, where, bad, 
         settings = Settings(owner=OWNER, mail_lists=(ml,))
     with pytest.raises(DeliveryError) as e:
         send(edition, port, settings, **kw)
-    assert str(e.value).startswith(f"reportgen.toml: nothing was sent: {message}")
+    # an address from the command line is named as such, not as a line of reportgen.toml
+    prefix = "" if where == "test_to" else "reportgen.toml: nothing was sent: "
+    assert str(e.value).startswith(prefix + message)
     assert (handler.connections, handler.seen_rcpt, handler.received) == (0, [], [])
     assert not (edition.parent / ledger.LEDGER_NAME).exists()
 

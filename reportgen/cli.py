@@ -390,14 +390,18 @@ def init(directory, force, example):
             f"no example '{example}'; known: {', '.join(pipeline.examples())}", param_hint="--example"
         )
     report = pipeline.init_workspace(directory, force)
+    extended: list = []
     if example:
-        report.written += [p for p in pipeline.apply_example(directory, example) if p not in report.written]
+        created, extended = pipeline.apply_example(directory, example)
+        report.written += [p for p in created if p not in report.written]
     for p in report.written:
-        click.echo(f"wrote     {p}")
+        click.echo(f"wrote     {p}" + (f" (with the {example} example's entries)" if p in extended else ""))
     for p in report.replaced:
         click.echo(f"replaced  {p}")
     for p in report.kept:
         click.echo(f"kept      {p} (yours differs from the default; --force replaces it)")
+    for p in [p for p in extended if p not in report.written]:
+        click.echo(f"added to  {p} (the {example} example's entries; what was there is kept)")
     if report.kept:
         log.warning("%d existing file(s) kept as they are; nothing of yours was overwritten", len(report.kept))
     log.info("workspace ready: reportgen -C %s build --quarter 2025Q2", directory)

@@ -960,22 +960,24 @@ def examples() -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
-def apply_example(dest: Path, name: str) -> list[Path]:
+def apply_example(dest: Path, name: str) -> tuple[list[Path], list[Path]]:
     """Lay an example overlay (examples/NAME) over the workspace at `dest`: its data files are added, its registry
-    tables, labels, FX rates and peer group merged into the workspace's files. Returns the files it changed."""
+    tables, labels, FX rates and peer group merged into the workspace's files (what is there is kept). Returns the
+    files it wrote and the existing files it added entries to."""
     src = defaults_root() / "examples" / name
     if not src.is_dir():
         raise ConfigError(f"no example '{name}'; known: {', '.join(examples()) or 'none'}", "--example")
     dest = Path(dest)
-    changed = []
+    changed, extended = [], []
 
     def add_text(rel: str, text: str, where=None) -> None:
         target = dest / rel
-        old = target.read_text(encoding="utf-8") if target.exists() else ""
+        existed = target.exists()
+        old = target.read_text(encoding="utf-8") if existed else ""
         new = where(old, text) if where else old.rstrip("\n") + "\n\n" + text.strip("\n") + "\n"
         if new != old:
             target.write_text(new, encoding="utf-8")
-            changed.append(target)
+            (extended if existed else changed).append(target)
 
     for p in sorted((src / "data" / "financials").glob("*")):
         target = dest / "data" / "financials" / p.name
@@ -1015,7 +1017,7 @@ def apply_example(dest: Path, name: str) -> list[Path]:
         for h in re.findall(r"^\[groups\.[\w-]+\]", groups, re.M)
     ):
         add_text(config.CONFIG_NAME, groups)
-    return changed
+    return changed, extended
 
 
 # -- schedule -----------------------------------------------------------------------------------------------------

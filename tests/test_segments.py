@@ -141,6 +141,20 @@ def test_the_global_anchors_example_converts_apple_and_tesla(runner, tmp_path):
     assert recs[("apple", "gross_margin")]["value"] == pytest.approx(43_718 / 94_036, abs=1e-4)
     again = runner.invoke(cli, ["init", str(ws), "--example", "global_anchors"])
     assert again.exit_code == 0 and (ws / "reportgen.toml").read_text().count("[groups.global_anchors]") == 1
+    assert "added to" not in again.stdout and "wrote" not in again.stdout  # nothing left to add
+    # into a workspace of one's own: its files keep what is there, gain the example's entries, and say so
+    own = tmp_path / "own"
+    assert runner.invoke(cli, ["init", str(own)]).exit_code == 0
+    with open(own / "reportgen.toml", "a", encoding="utf-8") as fh:
+        fh.write("# mine\n")
+    res = runner.invoke(cli, ["init", str(own), "--example", "global_anchors"])
+    assert res.exit_code == 0, res.output
+    assert f"kept      {own / 'reportgen.toml'}" in res.stdout
+    assert f"added to  {own / 'reportgen.toml'} (the global_anchors example's entries" in res.stdout
+    assert f"added to  {own / 'data' / 'companies.toml'}" in res.stdout
+    assert f"wrote     {own / 'reportgen.toml'}" not in res.stdout
+    config = (own / "reportgen.toml").read_text()
+    assert "# mine" in config and "[groups.global_anchors]" in config
 
 
 def test_a_workspace_without_segments_works_as_before(runner, tmp_path):

@@ -391,19 +391,26 @@ def _change_metric(sm: Metric) -> Metric:
     return Metric(f"{sm.id}_yoy_pp", "", "pp", sm.lower_is_better, "", kind="yoy_pp", base=sm.id)
 
 
-def _as_of(f: Facts) -> dict:
-    """The latest publication date among the figures shown (when the data record it), and the edition's date."""
-    dates, undated = [], set()
+def _rows_shown(f: Facts):
+    """(reference, source row) of every figure the briefing shows, on every basis (a row once per use)."""
     for b in f.bases:
         for rec in f.records[b]:
             if is_missing(rec["value"]):
                 continue
             for ref in rec["sources"]:
                 row = f.rows.get(ref)
-                if row is not None and row.published:
-                    dates.append(row.published)
-                elif row is not None:
-                    undated.add(ref)
+                if row is not None:
+                    yield ref, row
+
+
+def _as_of(f: Facts) -> dict:
+    """The latest publication date among the figures shown (when the data record it), and the edition's date."""
+    dates, undated = [], set()
+    for ref, row in _rows_shown(f):
+        if row.published:
+            dates.append(row.published)
+        else:
+            undated.add(ref)
     latest = max(dates, default="")  # every figure used counts, whatever the edition's date
     ends = max(
         (q for q in (f.ctx.norm.latest.get(c) for c in f.settings.companies) if q and q <= f.quarter),
@@ -901,34 +908,27 @@ def sources(f: Facts) -> dict:
     the company's own filings first, aggregator pages labelled as such, medium and low confidence marked."""
     t = f.text
     docs: dict[str, dict] = {}
-    for b in f.bases:
-        for rec in f.records[b]:
-            if is_missing(rec["value"]):
-                continue
-            for ref in rec["sources"]:
-                row = f.rows.get(ref)
-                if row is None:
-                    continue
-                kind, issuer = _document_kind(f, row.source_url)
-                owner = split_entity(row.company)[0]  # a segment's documents are its company's
-                d = docs.setdefault(
-                    (owner, row.source_url),
-                    {
-                        "company": owner,
-                        "url": row.source_url,
-                        "kind": kind,
-                        "kind_label": t.gettext(KIND_LABEL[kind]),
-                        "issuer": issuer,
-                        "titles": set(),
-                        "published": "",
-                        "confidence": set(),
-                        "link": row.source_url.lower().startswith(("https://", "http://")),
-                    },
-                )
-                d["titles"].add(row.report or f"{row.quarter} {row.basis}")
-                d["published"] = max(d["published"], row.published)
-                if row.confidence:
-                    d["confidence"].add(row.confidence)
+    for _ref, row in _rows_shown(f):
+        kind, issuer = _document_kind(f, row.source_url)
+        owner = split_entity(row.company)[0]  # a segment's documents are its company's
+        d = docs.setdefault(
+            (owner, row.source_url),
+            {
+                "company": owner,
+                "url": row.source_url,
+                "kind": kind,
+                "kind_label": t.gettext(KIND_LABEL[kind]),
+                "issuer": issuer,
+                "titles": set(),
+                "published": "",
+                "confidence": set(),
+                "link": row.source_url.lower().startswith(("https://", "http://")),
+            },
+        )
+        d["titles"].add(row.report or f"{row.quarter} {row.basis}")
+        d["published"] = max(d["published"], row.published)
+        if row.confidence:
+            d["confidence"].add(row.confidence)
     order = {c: i for i, c in enumerate(f.settings.companies)}
     out = []
     for cid in sorted({d["company"] for d in docs.values()}, key=lambda c: order.get(c, len(order))):

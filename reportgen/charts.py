@@ -46,7 +46,10 @@ LINE_COLORS = ["#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#5c940d",
 #: Noto Sans CJK SC throughout, its digits and Latin letters too)
 FONTS = {"en": ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"], "zh-CN": ["Noto Sans CJK SC", "sans-serif"]}
 WIDTH_IN = 6.9  # the text column of an A4 page, in inches
-#: bar rows of one panel at most: 40 rows (8.2 in) fit a page; beyond, the middle of the ranking is left out
+#: the height of a bar's row, in inches
+ROW_IN = 0.16
+#: bar rows of one panel at most: 40 rows (7.6 in with the titles) fit a page; beyond, the middle of the ranking is
+#: left out
 MAX_ROWS = 40
 #: lines of a trend named at their ends at most; with more, the top and bottom TREND_EXTREMES peers are named
 MAX_NAMED_LINES = 8
@@ -326,91 +329,139 @@ def hbars(
     alt: str,
     elided: str = "{n} more, {low} to {high}",
     lang: str = "en",
+    below: tuple = (),
 ) -> Chart:
     """Sorted horizontal bars, one panel per basis side by side (never in one set of bars): panels are (panel title,
     bars, median or None, median label). The subject in its colour, peers grey, hatched bars for another
-    definition; one x scale from zero for every panel; value labels at the bar ends, clear of the median line.
+    definition; one x scale from zero for every panel of a row; value labels at the bar ends, clear of the median
+    line. `below` adds rows of panels under the first (another measure of the same companies, its own scale), so
+    that related measures share one title, subtitle and source line.
     The chart grows a row at a time; a panel of more than MAX_ROWS rows keeps the top and the bottom of the ranking
     and the subject, and says what it leaves out in a row of its own (`elided`, with {n}, {low} and {high})."""
-    orders = [_order(bars, elided) for _, bars, _, _ in panels]
-    rows = max([len(o) for o in orders] + [1])
-    label_em = max((_width(_short(b.label)) for _, bars, _, _ in panels for b in bars), default=4.0)
-    titled = any(ptitle for ptitle, *_ in panels)
-    bottom_in, top_in = 0.42, (0.95 if titled else 0.62)
-    h = bottom_in + top_in + 0.18 * rows
+    rows_of_panels = [list(panels), *[list(r) for r in below]]
+    orders = [[_order(bars, elided) for _, bars, _, _ in row] for row in rows_of_panels]
+    label_em = max(  # the subject's names are set in bold, a tenth wider
+        (
+            _width(_short(b.label)) * (1.12 if b.subject else 1)
+            for row in rows_of_panels
+            for _, bars, _, _ in row
+            for b in bars
+        ),
+        default=4.0,
+    )
+    heads = _wrap(_plain(title), (WIDTH_IN - 0.16) * 0.88, 9.5)  # bold type is wider than _width counts
+    lines = _wrap(_plain(subtitle), WIDTH_IN - 0.16, 7.5)
+    sub_in = 0.38 + 0.16 * (len(heads) - 1)
+    head_in, ticks_in, source_in, row_in = sub_in + 0.04 + 0.13 * len(lines), 0.24, 0.18, ROW_IN
+    blocks = []  # per row of panels: (space above its axes for the panel titles, bar rows)
+    for row, row_orders in zip(rows_of_panels, orders, strict=True):
+        titled = any(ptitle for ptitle, *_ in row)
+        blocks.append((0.31 if titled else 0.05, max([len(o) for o in row_orders] + [1])))
+    h = head_in + sum(above + row_in * n + ticks_in for above, n in blocks) + source_in
     fig = _figure(WIDTH_IN, h, lang)
-    top = [v for _, bars, med, _ in panels for v in [b.value for b in bars if b.value is not None] + [med or 0]]
-    hi = max(top + [0.01]) * 1.18
-    n = len(panels)
     left_in = 0.15 + label_em * 7.6 / 72
     gap_in = 0.25
-    panel_w = (WIDTH_IN - 0.15 - n * left_in - (n - 1) * gap_in) / n
     marks = []
-    for i, ((ptitle, _bars, median, median_label), order) in enumerate(zip(panels, orders, strict=True)):
-        x0 = 0.08 + i * (left_in + panel_w + gap_in) + left_in
-        ax = fig.add_axes([x0 / WIDTH_IN, bottom_in / h, panel_w / WIDTH_IN, (h - bottom_in - top_in) / h])
-        ys = range(len(order))  # highest at the top; names without a value at the foot, marked n/a
-        for y, b in zip(ys, order):
-            if isinstance(b, _Gap):
-                ax.text(0, y, " " + b.text, va="center", ha="left", fontsize=7, color=PALETTE["muted"])
-                continue
-            if b.value is None:
-                ax.text(0, y, " " + (b.text or "n/a"), va="center", ha="left", fontsize=7, color=PALETTE["muted"])
-                continue
-            color = PALETTE["subject"] if b.subject else PALETTE["peer"]
-            ax.barh(
-                y,
-                b.value,
-                height=0.66,
-                color="white" if b.hatched else color,
-                edgecolor=color,
-                hatch="////" if b.hatched else None,
-                linewidth=0.9,
-            )
-            label = (b.text or f"{b.value * 100:.1f}%".replace("-", "\u2212")) + b.mark
-            ax.text(
-                max(b.value, 0) + hi * 0.012,
-                y,
-                label,
-                va="center",
-                ha="left",
-                fontsize=7.2,
-                color=PALETTE["text"],
-                fontweight="bold" if b.subject else "normal",
-                zorder=4,  # above the median line, on white: the line never crosses the figure
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.4},
-            )
-            marks += [ch for ch in b.mark if ch not in marks]
-        ax.set_yticks(list(ys), ["\u22ee" if isinstance(b, _Gap) else _plain(_short(b.label)) for b in order])
-        for tick, b in zip(ax.get_yticklabels(), order):
-            if isinstance(b, Bar) and b.subject:
-                tick.set_fontweight("bold")
-                tick.set_color(PALETTE["subject"])
-        ax.set_xlim(0, hi)
-        ax.set_ylim(-0.6, len(order) - 0.4)
-        ax.xaxis.grid(True, color=PALETTE["grid"], linewidth=0.6)
-        ax.set_axisbelow(True)
-        ax.spines["left"].set_visible(False)
-        ax.tick_params(axis="y", length=0)
-        _pct_axis(ax.xaxis)
-        if median is not None:
-            ax.axvline(median, color=PALETTE["median"], linestyle=(0, (3, 2)), linewidth=0.9, zorder=3)
-            ax.text(
-                median,
-                len(order) - 0.35,
-                f"{median_label} {median * 100:.1f}%",
-                ha="center",
-                va="bottom",
-                fontsize=6.8,
-                color=PALETTE["median"],
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
-            )
-        if ptitle:
-            ax.set_title(_plain(ptitle), loc="left", fontsize=8, fontweight="bold", pad=13 if median is not None else 5)
-    fig.text(0.08 / WIDTH_IN, 1 - 0.2 / h, _plain(title), fontsize=9.5, fontweight="bold", va="top")
-    fig.text(0.08 / WIDTH_IN, 1 - 0.38 / h, _plain(subtitle), fontsize=7.5, color="#495057", va="top")
+    top_in = head_in
+    for row, row_orders, (above, n_rows) in zip(rows_of_panels, orders, blocks, strict=True):
+        axes_top = top_in + above
+        axes_h = row_in * n_rows
+        top_in = axes_top + axes_h + ticks_in
+        n = len(row)
+        medians = any(median is not None for _, _, median, _ in row)  # a median's label sits over the bars
+        panel_w = (WIDTH_IN - 0.15 - n * left_in - (n - 1) * gap_in) / n
+        top = [v for _, bars, med, _ in row for v in [b.value for b in bars if b.value is not None] + [med or 0]]
+        hi = max(top + [0.01]) * 1.18
+        for i, (_, bars, _, _) in enumerate(row):  # room for each value label beside its bar: short of the next
+            beyond = gap_in * 0.6 if i < n - 1 else 0.05  # panel's names, or of the figure's edge
+            for b in bars:
+                if b.value is not None and b.value > 0:
+                    bold = 1.12 if b.subject else 1
+                    room = panel_w + beyond - _width(_value_text(b) + b.mark) * bold * 7.2 / 72 - 0.04
+                    hi = max(hi, b.value * panel_w / max(room, panel_w * 0.3))
+        for i, ((ptitle, _bars, median, median_label), order) in enumerate(zip(row, row_orders, strict=True)):
+            x0 = 0.08 + i * (left_in + panel_w + gap_in) + left_in
+            ax = fig.add_axes([x0 / WIDTH_IN, 1 - (axes_top + axes_h) / h, panel_w / WIDTH_IN, axes_h / h])
+            marks += _bar_panel(ax, order, hi, median, median_label, marks)
+            if ptitle:  # over the panel's names and bars (a long title has its whole width), level across the row
+                fig.text((x0 - left_in + 0.1) / WIDTH_IN, 1 - (axes_top - (0.17 if medians else 0.05)) / h,
+                         _plain(ptitle), fontsize=8, fontweight="bold", va="bottom")  # fmt: skip
+    fig.text(0.08 / WIDTH_IN, 1 - 0.2 / h, "\n".join(heads), fontsize=9.5, fontweight="bold", va="top", linespacing=1.2)
+    fig.text(
+        0.08 / WIDTH_IN, 1 - sub_in / h, "\n".join(lines), fontsize=7.5, color="#495057", va="top", linespacing=1.2
+    )
     fig.text(0.08 / WIDTH_IN, 0.06 / h, _plain(source), fontsize=6.5, color="#868e96", va="bottom")
     return Chart(_svg(fig, alt), alt, marks)
+
+
+def _bar_panel(ax, order, hi: float, median, median_label: str, seen: list[str]) -> list[str]:
+    """One panel of `hbars`: its bars from the foot up, value labels, the median line; the marks it adds."""
+    marks = []
+    ys = range(len(order))  # highest at the top; names without a value at the foot, marked n/a
+    for y, b in zip(ys, order):
+        if isinstance(b, _Gap):
+            ax.text(0, y, " " + b.text, va="center", ha="left", fontsize=7, color=PALETTE["muted"])
+            continue
+        if b.value is None:
+            ax.text(0, y, " " + (b.text or "n/a"), va="center", ha="left", fontsize=7, color=PALETTE["muted"])
+            continue
+        color = PALETTE["subject"] if b.subject else PALETTE["peer"]
+        ax.barh(
+            y,
+            b.value,
+            height=0.66,
+            color="white" if b.hatched else color,
+            edgecolor=color,
+            hatch="////" if b.hatched else None,
+            linewidth=0.9,
+        )
+        label = (b.text or f"{b.value * 100:.1f}%".replace("-", "\u2212")) + b.mark
+        ax.text(
+            max(b.value, 0) + hi * 0.012,
+            y,
+            label,
+            va="center",
+            ha="left",
+            fontsize=7.2,
+            color=PALETTE["text"],
+            fontweight="bold" if b.subject else "normal",
+            zorder=4,  # above the median line, on white: the line never crosses the figure
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.4},
+        )
+        marks += [ch for ch in b.mark if ch not in marks and ch not in seen]
+    ax.set_yticks(list(ys), ["\u22ee" if isinstance(b, _Gap) else _plain(_short(b.label)) for b in order])
+    for tick, b in zip(ax.get_yticklabels(), order):
+        if isinstance(b, Bar) and b.subject:
+            tick.set_fontweight("bold")
+            tick.set_color(PALETTE["subject"])
+    ax.set_xlim(0, hi)
+    ax.set_ylim(-0.6, len(order) - 0.4)
+    ax.xaxis.grid(True, color=PALETTE["grid"], linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.spines["left"].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    _pct_axis(ax.xaxis)
+    if median is not None:
+        ax.axvline(median, color=PALETTE["median"], linestyle=(0, (3, 2)), linewidth=0.9, zorder=3)
+        text = f"{median_label} {median * 100:.1f}%"
+        # centred on the line where it fits over the panel, else moved sideways as far as it must (its start is
+        # then never past the line, nor its end past the panel's edge)
+        from matplotlib.transforms import blended_transform_factory
+
+        width = _width(text) * 6.8 / 72 / (ax.get_position().width * WIDTH_IN)  # in panel widths
+        start = min(max(median / hi - width / 2, 0.0), 1.03 - width)
+        ax.text(
+            min(start, median / hi),
+            len(order) - 0.35,
+            text,
+            ha="left",
+            va="bottom",
+            fontsize=6.8,
+            color=PALETTE["median"],
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+            transform=blended_transform_factory(ax.transAxes, ax.transData),
+        )
+    return marks
 
 
 def _last(s: Series) -> tuple[int, float]:
@@ -637,7 +688,7 @@ def scatter(
     and a note under the chart (`unnamed`, with {n}) says how many are not."""
     crowded = len(points) > MAX_SCATTER_NAMES
     bottom_in = 0.55 + (0.18 if crowded else 0)
-    h = max(2.8 + (0.8 if crowded else 0), 1.3 + 0.15 * len(groups)) + bottom_in - 0.55  # a crowd gets more room
+    h = max(2.1 + (0.8 if crowded else 0), 1.3 + 0.15 * len(groups)) + bottom_in - 0.55  # a crowd gets more room
     fig = _figure(WIDTH_IN, h, lang)
     ax = fig.add_axes([0.7 / WIDTH_IN, bottom_in / h, (WIDTH_IN - 0.9 - 1.4) / WIDTH_IN, (h - bottom_in - 0.65) / h])
     for p in points:

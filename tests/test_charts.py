@@ -99,6 +99,47 @@ def test_scatter_labels_every_point_and_keeps_them_apart():
         assert abs(y1 - y2) >= 6 or abs(x1 - x2) >= 40, (x1, y1, x2, y2)
 
 
+def test_a_second_row_of_panels_sits_under_the_first_with_its_own_titles_and_scale():
+    long = "Alpha, a segment with a long name"
+    margins = [charts.Bar(long, 0.512, subject=True, text="51.2%"), charts.Bar("Beta", 0.3, text="30.0%")]
+    c = charts.hbars(
+        [("Selling, Q", BARS, 0.09, "peer median"), ("Selling, H1", BARS, 0.095, "peer median")],
+        "Selling-expense ratio and gross margin",
+        "S",
+        "src",
+        "alt",
+        below=([("Gross margin, Q", margins, 0.35, "peer median"), ("Gross margin, H1", margins, None, "")],),
+    )
+    texts = _texts(c.svg)
+    y = {t: y for _x, y, t in texts}
+    short = charts._short(long)  # named, shortened to fit its column
+    assert short.endswith("…") and long.startswith(short[:-1])
+    assert y["Selling, Q"] == y["Selling, H1"] < y["Gamma"] < y["Gross margin, Q"] == y["Gross margin, H1"] < y[short]
+    assert y["src"] > y[short]  # one source line, under both rows
+    top = [t for _x, yy, t in texts if re.fullmatch(r"\d+%", t) and yy < y["Gross margin, Q"]]
+    under = [t for _x, yy, t in texts if re.fullmatch(r"\d+%", t) and yy > y["Gross margin, Q"]]
+    # each row its own scale from zero: the ratios' to about 12 %, the margins' past 51 %
+    assert max(int(t[:-1]) for t in top) < 30 and max(int(t[:-1]) for t in under) >= 50, (top, under)
+    assert "peer median 35.0%" in c.svg and c.marks == ["ᵃ"]
+
+
+def test_value_and_median_labels_leave_room_for_the_next_panel_and_the_edge():
+    """A value label beside the longest bar and a median label near a panel's edge stay inside their panel's
+    share of the figure: they never run into the next panel's names or off the figure."""
+    bars = [charts.Bar("Alpha", 0.269, subject=True, mark="ᵃᵗᵐ", text="26.9%"), charts.Bar("Beta", 0.05, text="5.0%")]
+    c = charts.hbars([("Q", bars, 0.26, "peer SG&A median"), ("H1", bars, 0.26, "peer SG&A median")], "T", "S",
+                     "src", "alt")  # fmt: skip
+    width = float(re.search(r'viewBox="0 0 ([\d.]+) ', c.svg).group(1))
+    names = sorted(x for x, _y, t in _texts(c.svg) if t == "Alpha")  # right-aligned: x is where a name ends
+    second_panel_names_start = names[1] - charts._width("Alpha") * 1.12 * 7.6
+    for x, _y, t in _texts(c.svg):
+        if t.startswith(("26.9%", "peer SG&A median")):
+            end = x + charts._width(t) * (7.2 if t.startswith("26.9") else 6.8) * 1.12
+            assert end <= width, (t, x, end, width)  # inside the figure
+            if x < second_panel_names_start:  # the first panel's labels end before the second's names begin
+                assert end <= second_panel_names_start, (t, x, end)
+
+
 @pytest.mark.parametrize("kind", ["hbars", "trend", "scatter"])
 def test_every_chart_carries_a_text_alternative(kind):
     alt = "Selling-expense ratio: Alpha 6.7%; Beta 9.1%"
@@ -127,7 +168,7 @@ def test_thirty_peers_get_one_row_each_sorted_and_apart_and_the_chart_grows_with
     small = charts.hbars([("", _peers(9), None, "")], "T", "S", "src", "alt")
     big = charts.hbars([("Q", _peers(30), 0.07, "median"), ("H1", _peers(30, 0.06), 0.08, "median")], "T", "S",
                        "src", "alt")  # fmt: skip
-    assert _height(big.svg) > _height(small.svg) + 20 * 0.18 * 72  # about a row (0.18 in) per bar more
+    assert _height(big.svg) > _height(small.svg) + 20 * charts.ROW_IN * 72  # about a row per bar more
     texts = _texts(big.svg)
     names = {charts._short(b.label): b.value for b in _peers(30)}
     assert len(names) == 31  # as the chart shows them, shortened, each name is another company's
@@ -147,7 +188,7 @@ def test_thirty_peers_get_one_row_each_sorted_and_apart_and_the_chart_grows_with
 def test_a_ranking_taller_than_a_page_keeps_its_top_bottom_and_subject_and_says_what_it_leaves_out():
     bars = _peers(99)
     c = charts.hbars([("", bars, None, "")], "T", "S", "src", "alt", elided="{n} more, {low} to {high}")
-    assert _height(c.svg) <= (0.42 + 0.62 + 0.18 * charts.MAX_ROWS) * 72 + 1  # fits a page
+    assert _height(c.svg) <= (0.42 + 0.62 + charts.ROW_IN * (charts.MAX_ROWS + 1)) * 72 + 1  # fits a page
     texts = [t for _x, _y, t in _texts(c.svg)]
     ranked = sorted(bars, key=lambda b: b.value, reverse=True)
     assert "subj" in texts and "Subject" in texts

@@ -9,6 +9,7 @@ basis, one section per peer group, the section metric against growth, methodolog
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -631,22 +632,33 @@ def section(f: Facts, g, gi: int) -> dict:
     _ = t.gettext
     label = _(sm.label)
     panels, used, values_text = [], "", []
+    margins = _segment_margins(f, g)
     for b in f.bases:
         bars, mk = _bars(f, b, list(g.members), with_sga=True)
         used += mk
         median, median_label = _group_median(f, g, b)
-        panels.append((f.period_short[b], bars, median, median_label))
+        ptitle = (
+            f.period_short[b]
+            if margins is None
+            else _("{metric}, {period}").format(metric=label, period=f.period_short[b])
+        )
+        panels.append((ptitle, bars, median, median_label))
         items = [f"{x.label} {x.text}" for x in bars]
         items += [f"{median_label} {t.fmt(median, 'ratio')}"] if median is not None else []
         values_text.append(_("{name}: {values}").format(name=f.period[b], values=t.seq(items)))
-    bar = charts.hbars(
-        panels,
-        _("{metric}: {subject} and {group}").format(metric=label, subject=f.name(f.subject), group=g.label),
-        _("Each basis in its own panel; hatched: SG&A; dashed: the peers' median where three or more"),
-        _source_line(f),
-        _("{metric}, {group}. {values}").format(metric=label, group=g.label, values=t.gettext(". ").join(values_text)),
-        **_chart_words(t),
-    )
+    alt = _("{metric}, {group}. {values}").format(metric=label, group=g.label, values=t.gettext(". ").join(values_text))
+    title = _("{metric}: {subject} and {group}").format(metric=label, subject=f.name(f.subject), group=g.label)
+    subtitle = _("Each basis in its own panel; hatched: SG&A; dashed: the peers' median where three or more")
+    below = ()
+    if margins is not None:  # the segment's gross margin under the section metric: one figure, one source line
+        m_panels, m_used, m_alt = margins
+        used += m_used
+        below = (tuple(m_panels),)
+        alt += " " + m_alt
+        title = _("{metric} and gross margin: {subject} and {group}").format(
+            metric=label, subject=f.name(f.subject), group=g.label
+        )
+    bar = charts.hbars(panels, title, subtitle, _source_line(f), alt, **_chart_words(t), below=below)
     quarters = [f.quarter.shift(-k) for k in range(s.trend_quarters - 1, -1, -1)]
     series, without = [], []
     per_quarter: dict[Quarter, list[float]] = {q: [] for q in quarters}
@@ -758,14 +770,11 @@ def section(f: Facts, g, gi: int) -> dict:
         columns.append(_("SG&A ratio"))
     for r in rows:
         r["cells"] += [{"text": "", "marks": "", "missing": False, "title": "", "note": ""}] * (width - len(r["cells"]))
-    margin, margin_key = _segment_margins(f, g)
     return {
         "id": g.id,
         "label": g.label,
         "bar": bar,
         "bar_key": f.key(used),
-        "margin": margin,
-        "margin_key": margin_key,
         "trend": trend,
         "trend_key": f.key("".join(trend_marks)),
         "rows": rows,
@@ -779,12 +788,12 @@ def section(f: Facts, g, gi: int) -> dict:
 
 
 def _segment_margins(f: Facts, g):
-    """Where the subject has a segment matching the group: gross margins of the subject, the segment and the peers,
-    each basis in its panel (None where there is no segment). Expenses are not split by segment, so the gross
-    margin is the like-with-like comparison."""
+    """Where the subject has a segment matching the group: panels of the gross margins of the subject, the segment
+    and the peers, one per basis, with the marks they use and their text alternative (None where there is no
+    segment). Expenses are not split by segment, so the gross margin is the like-with-like comparison."""
     entities = f.segments_of(g.id)
     if not entities:
-        return None, []
+        return None
     t = f.text
     _ = t.gettext
     panels, used, values = [], "", []
@@ -798,23 +807,11 @@ def _segment_margins(f: Facts, g):
             bars.append(charts.Bar(f.name(c), rec["value"], c == f.subject or c in entities,
                                    sup_marks(rec["flags"]), False, f.shown(rec, "ratio")))  # fmt: skip
         st = f.stat[b][(g.id, "gross_margin")]
-        panels.append((f.period_short[b], bars, st["median"], _("peer median")))
+        ptitle = _("{metric}, {period}").format(metric=_("Gross margin"), period=f.period_short[b])
+        panels.append((ptitle, bars, st["median"], _("peer median")))
         values.append(_("{name}: {values}").format(name=f.period[b], values=t.seq(f"{x.label} {x.text}" for x in bars)))
-    names = t.join([t.gettext(f.segment_name(f.segment(e))) for e in entities])
-    chart = charts.hbars(
-        panels,
-        _("Gross margin: {subject}, its {segment} and {group}").format(
-            subject=f.name(f.subject), segment=names, group=g.label
-        ),
-        _(
-            "Like with like: the segment's own revenue and gross profit, as its company reports them; each basis in "
-            "its own panel"
-        ),  # fmt: skip
-        _source_line(f),
-        _("Gross margin, {group}. {values}").format(group=g.label, values=t.gettext(". ").join(values)),
-        **_chart_words(t),
-    )
-    return chart, f.key(used)
+    alt = _("Gross margin, {group}. {values}").format(group=g.label, values=t.gettext(". ").join(values))
+    return panels, used, alt
 
 
 def _chart_words(t: Text) -> dict:
@@ -923,6 +920,8 @@ def sources(f: Facts) -> dict:
                 "published": "",
                 "confidence": set(),
                 "link": row.source_url.lower().startswith(("https://", "http://")),
+                # the address as shown: without its scheme (the link keeps it), so that most entries take one line
+                "shown": re.sub(r"(?i)^https?://", "", row.source_url),
             },
         )
         d["titles"].add(row.report or f"{row.quarter} {row.basis}")
@@ -975,9 +974,7 @@ def assemble(f: Facts) -> dict:
         **sources(f),
         "snapshot": snap,
     }
-    b["chart_count"] = (
-        1 + 2 * len(b["sections"]) + sum(1 for sec in b["sections"] if sec["margin"]) + (1 if b["scatter"] else 0)
-    )
+    b["chart_count"] = 1 + 2 * len(b["sections"]) + (1 if b["scatter"] else 0)
     return b
 
 

@@ -87,7 +87,7 @@ def test_huge_numbers_and_long_names_keep_the_layout(runner, tmp_path):
 
 def assert_text_inside_pages(pdf, margin_pt: float = 20.0):
     """Every word pdftotext finds lies inside its page, clear of the paper's edge by `margin_pt` (the page
-    margins are 16 mm and more): nothing overflows a table cell, a chart or the page."""
+    margins are 13 mm and more): nothing overflows a table cell, a chart or the page."""
     import shutil
     import subprocess
     import xml.etree.ElementTree as ET

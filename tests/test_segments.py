@@ -68,7 +68,9 @@ def test_the_ev_section_sets_the_segment_beside_the_ev_makers(built):
         in text
     )
     assert "Li Auto's 20.1% and XPeng's 17.3%" in text and "expense ratios exist only for the whole company" in text
-    chart = next(p for p in pages if "Gross margin: Xiaomi, its smart EV segment and EV makers" in p)
+    # one figure: the section metric's panels, and under them the gross margins with the segment beside the peers
+    chart = next(p for p in pages if "Selling-expense ratio and gross margin: Xiaomi and EV makers" in p)
+    assert "Gross margin, 2025Q2" in chart and "Gross margin, H1 2025" in chart
     assert "Xiaomi, smart EV segment" in chart and "26.4%" in chart
     for peer in ("NIO", "Li Auto", "XPeng"):
         assert peer in chart

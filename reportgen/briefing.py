@@ -251,9 +251,11 @@ def _bars(f: Facts, basis: str, members: list[str], with_sga: bool) -> tuple[lis
 
 
 def _why_no_bar(f: Facts, basis: str, cid: str) -> str:
-    """What a bar without a value says, briefly, where it stands: not yet reported, or no single quarter but the
-    year to date in the other panel, or n/a (the table's note says more)."""
+    """What a bar without a value says, briefly, where it stands: no figures in the data, not yet reported, or no
+    single quarter but the year to date in the other panel, or n/a (the table's note says more)."""
     t = f.text
+    if cid in f.empty:
+        return t.gettext(NO_FIGURES)
     if not f.reported.get(cid, True):
         return t.gettext(NOT_YET)
     others = [b for b in f.bases if b != basis and not is_missing(f.by[b][(cid, f.section_metric.id)]["value"])]

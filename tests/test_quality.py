@@ -154,6 +154,8 @@ def test_a_peer_with_no_figures_is_a_warning_and_said_so(runner, tmp_path, conte
     assert res.exit_code == 0 and "data/financials/gamma.csv: no figures in this file" in res.stderr
     html = (ws / "output/2025Q2/briefing.html").read_text(encoding="utf-8")
     assert "no figures in the data" in html and "Gamma <span" in html
+    # everywhere it stands (the scorecards, the group's bars and their text alternative), never "not yet reported"
+    assert "not yet reported" not in html and html.count("no figures in the data") >= 4
     notes = json.loads((ws / "output/2025Q2/manifest.json").read_text())["notes"]
     assert "Gamma: no figures in the data, so left out of the comparisons." in notes
     assert not any("Gamma had not reported" in n for n in notes)

@@ -1057,8 +1057,9 @@ def _assemble(existing: Existing, plan: _Plan) -> bytes:
 def _validate_merged(data: bytes, existing: Existing, company, label_map, fx, plan: _Plan, inp: Input) -> None:
     """Check the merged file as the loader will, before it is written; a problem in a new row names the provider's
     file and line."""
-    try:
-        _check_rows(data, existing.rel, company, label_map, fx)
+    try:  # the merged file read back as the loader reads it: every row checked, cumulative figures that shrink
+        rows = readers.rows_from_file(io.BytesIO(data), ".csv", existing.rel, company, label_map, fx)
+        readers.check_cumulative(list(rows), company)
     except DataError as e:
         first_new = len(existing.lines) + (0 if existing.lines else 1) + 1
         order = sorted(plan.append, key=lambda n: (n.row.quarter, BASES[n.row.basis], n.row.label, n.row.vintage))

@@ -1,5 +1,6 @@
-"""Readers: one function per file format that turns a file object into records, and the one check that turns a
-financials record into a `ReportedRow`. Importers of other providers' formats add readers here.
+"""Readers: one function per file format that turns a file object into records, the one check that turns a
+financials record into a `ReportedRow`, and `rows_from_file`, the two together. Importers of other providers'
+formats add readers here.
 
 A reader takes a binary file object and the name to use in messages, yields `(line, {column: text})` and raises
 DataError naming the file, line and field. It never reads more than it needs: rows stream through.
@@ -288,6 +289,18 @@ def records(path, rel: str, on_header: HeaderHook | None = None, columns: tuple 
         raise DataError(f"cannot read '{Path(path).suffix}' files; use {' or '.join(READERS)}", rel)
     with open(path, "rb") as fh:
         yield from reader(fh, rel, on_header, columns)
+
+
+def rows_from_file(fh: BinaryIO, suffix: str, rel: str, company: Company, label_map, fx) -> Iterator[ReportedRow]:
+    """The `ReportedRow`s of a financials file object in the format its `suffix` names (.csv, .xlsx), each checked
+    field by field; DataError naming file, line and field at the first bad row. (Loading a workspace lists several
+    problems of a file before it stops, so it reads `records` and turns each with `reported_row` itself.)"""
+    reader = READERS.get(suffix.lower())
+    if reader is None:
+        raise DataError(f"cannot read '{suffix}' files; use {' or '.join(READERS)}", rel)
+    seen: dict[tuple, int] = {}
+    for line, r in reader(fh, rel, lambda header: check_financials_header(header, rel), FINANCIAL_COLUMNS):
+        yield reported_row(r, line, rel, company, label_map, fx, seen)
 
 
 # -- financials records -> ReportedRow ----------------------------------------------------------------------------

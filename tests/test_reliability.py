@@ -160,6 +160,41 @@ def test_xlsx_percent_cell_is_read_as_it_shows(runner, tmp_path):
     assert rec["value"] == pytest.approx(0.088) and "stated_ratio" in rec["flags"]
 
 
+def test_rows_from_file_reads_a_csv_and_an_xlsx_alike_and_stops_at_a_bad_row(tmp_path):
+    """The reader seam (issue 11): one call from a file object to checked ReportedRows, whatever the format."""
+    from reportgen import loaders
+
+    ws = write_mini(tmp_path / "w", {})
+    company = loaders.load_registry(ws)["gamma"]
+    labels, overrides = loaders.load_labels(ws)
+    label_map, fx = {**labels, **overrides.get("gamma", {})}, loaders.load_fx(ws)
+    rows = [
+        HEADER,
+        ["2025Q2", "6M", "营业收入", "7.5", "hundred_million", "RMB", "published", "https://example.test/g"],
+    ]
+    rows += [["2025Q2", "6M", "销售费用", "0.66", "hundred_million", "RMB", "published", "https://example.test/g"]]
+    text = "\n".join(",".join(r) for r in rows) + "\n"
+    from_csv = list(readers.rows_from_file(io.BytesIO(text.encode()), ".csv", "g.csv", company, label_map, fx))
+    wb = Workbook()
+    for r in rows:
+        wb.active.append(r)
+    buf = io.BytesIO()
+    wb.save(buf)
+    buf.seek(0)
+    from_xlsx = list(readers.rows_from_file(buf, ".XLSX", "g.xlsx", company, label_map, fx))
+    assert [(r.item, r.value, r.unit, r.line) for r in from_csv] == [
+        ("revenue", 7.5, "hundred_million", 2),
+        ("selling_expenses", 0.66, "hundred_million", 3),
+    ]
+    assert [(r.item, r.value, r.line) for r in from_xlsx] == [(r.item, r.value, r.line) for r in from_csv]
+    bad = text.replace("0.66", '"0,66"')  # a decimal comma: an error naming file, line and field, not 66
+    with pytest.raises(DataError) as e:
+        list(readers.rows_from_file(io.BytesIO(bad.encode()), ".csv", "g.csv", company, label_map, fx))
+    assert (e.value.path, e.value.line, e.value.field) == ("g.csv", 3, "value")
+    with pytest.raises(DataError, match="cannot read '.ods' files"):
+        list(readers.rows_from_file(io.BytesIO(b""), ".ods", "g.ods", company, label_map, fx))
+
+
 def test_xlsx_formula_without_saved_result_is_named(runner, tmp_path):
     ws = write_mini(tmp_path / "w", {})
     _xlsx(ws, [HEADER, ["2025Q2", "6M", "营业收入", "=3+4.5", "hundred_million", "RMB", "published", "https://x"]])

@@ -65,6 +65,11 @@ def check_alignment(company: Company) -> None:
     company.check_aligned()
 
 
+def _doubt(fig: Figure) -> int:
+    """How doubtful a figure's sources are: 0 high confidence (or not said), 1 medium, 2 low."""
+    return max(({"medium": 1, "low": 2}.get(s.confidence, 0) for s in fig.sources), default=0)
+
+
 class Normalizer:
     """Normalized figures of a set of companies, computed on demand and memoized."""
 
@@ -177,13 +182,20 @@ class Normalizer:
             else:
                 found.append((fig.uncertainty, rank, fig))
         if found:
-            # Had two ways, the clearly more precise one wins (at most half the uncertainty): a quarter printed by
-            # the company or a source beats one derived from rounded cumulative figures; otherwise the company's
-            # usual way (listed first) stays.
+            # Had two ways, the clearly more precise one wins (at most half the uncertainty); and a quarter printed
+            # by the company or a source beats one derived from rounded cumulative figures that is no more precise
+            # and no more certain (SERES 2025Q3: 481.33亿 as printed, not 1105.34亿 - 62,401.72). Otherwise the
+            # company's usual way (listed first) stays.
             found.sort(key=lambda t: t[1])
             best = found[0]
             for cand in found[1:]:
-                if cand[0] < best[0] / 2:
+                printed = (
+                    tries[cand[1]] == self._direct_quarter
+                    and 0 < best[0]
+                    and cand[0] <= best[0]
+                    and _doubt(cand[2]) <= _doubt(best[2])  # and of no lower confidence
+                )
+                if cand[0] < best[0] / 2 or printed:
                     best = cand
             return best[2]
         return missing(reasons[0])  # the reason of the way this company's figure is normally had

@@ -23,7 +23,7 @@ def tables():
     from click.testing import CliRunner
 
     out = {}
-    for q in ("2024Q3", "2024Q4", "2025Q2", "2025Q3"):
+    for q in ("2024Q2", "2024Q3", "2024Q4", "2025Q2", "2025Q3"):
         for basis in ("quarter", "ytd"):
             res = CliRunner().invoke(
                 cli, ["-C", str(REPO), "metrics", "--quarter", q, "--basis", basis, "--format", "json"]
@@ -41,6 +41,18 @@ def test_seres_2025q2_revenue_is_the_printed_quarter(tables):
     assert "source_quarter" in rev["flags"] and "derived_ytd" not in rev["flags"]
     nm = tables[("2025Q2", "quarter")][("seres", "net_margin")]
     assert "derived_ytd" not in nm["flags"]  # its profit, too, is the quarter as printed, not H1 - a rounded Q1
+
+
+def test_a_printed_quarter_beats_a_difference_no_more_precise_and_no_more_certain(tables):
+    rev = tables[("2025Q3", "quarter")][("seres", "revenue")]
+    # printed for the quarter: 481.33亿 = 48,133 +/- 0.5 (high confidence); derived: 9M 1105.34亿 (110,534 +/- 0.5)
+    # - H1 62,401.72 (to the yuan) = 48,132.28 +/- 0.5: as precise, but a difference of a rounded figure
+    assert rev["value"] == pytest.approx(48_133.0) and rev["uncertainty"] == pytest.approx(0.5)
+    assert "source_quarter" in rev["flags"] and "derived_ytd" not in rev["flags"]
+    # a printed quarter of lower confidence does not replace a difference as precise: Midea 2024Q2 revenue is
+    # H1 - Q1 from the reports (high), not a secondary source's 1,111.72亿 (medium)
+    midea = tables[("2024Q2", "quarter")][("midea", "revenue")]
+    assert "derived_ytd" in midea["flags"] and midea["confidence"] == "high"
 
 
 def test_gree_2024q3_profit_is_the_sources_quarter_not_a_difference_of_rounded_figures(tables):

@@ -114,8 +114,10 @@ def test_ev_makers_selling_ratio_is_flagged_sga_proxy(table):
 
 
 def test_a_share_quarters_are_flagged_derived(table):
-    for c in ("midea", "haier", "gree", "hisense", "transsion"):
+    for c in ("midea", "haier", "gree", "hisense"):
         assert "derived_ytd" in table["quarter"][(c, "revenue")]["flags"], c
+    # Transsion's quarter is printed (160.74亿, +/-0.5m) where H1 - Q1 of its rounded reports is +/-1m: printed wins
+    assert "source_quarter" in table["quarter"][("transsion", "revenue")]["flags"]
     assert "derived_ytd" not in table["quarter"][("xiaomi", "revenue")]["flags"]
     # first half straight from the interim report: not derived
     assert "derived_ytd" not in table["ytd"][("midea", "revenue")]["flags"]

@@ -354,8 +354,8 @@ def _decimals_format(v: float) -> str:
 
 
 def _stamp(created):
-    """`created` (a datetime, aware or UTC, or a date; None: WORKBOOK_EPOCH) as a naive UTC datetime, not before
-    1980 (the earliest time a zip entry can carry)."""
+    """`created` (a datetime, aware or UTC, or a date; None: WORKBOOK_EPOCH) as a naive UTC datetime within the
+    times a zip entry can carry (1980 to 2107): an edition dated 2200 builds, its workbook stamped 2107."""
     from datetime import date, datetime, timezone
 
     if created is None:
@@ -366,7 +366,7 @@ def _stamp(created):
         stamp = datetime(created.year, created.month, created.day)
     else:
         raise TypeError(f"created must be a datetime or a date, not {type(created).__name__}")
-    return max(stamp.replace(microsecond=0), datetime(1980, 1, 1))
+    return min(max(stamp.replace(microsecond=0), datetime(1980, 1, 1)), datetime(2107, 12, 31, 23, 59, 58))
 
 
 def _save_deterministic(wb, created) -> bytes:

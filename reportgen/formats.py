@@ -37,10 +37,15 @@ STYLE = {
 
 def _number(value: float, decimals: int, locale: str, sign: bool = False) -> str:
     """A number in the locale's digits and grouping (Babel), a true minus sign, `+` when asked."""
+    import decimal
+
     from babel.numbers import format_decimal
 
     pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "")
-    text = format_decimal(abs(value), format=pattern, locale=locale, decimal_quantization=True)
+    digits = len(f"{abs(value):.0f}") + decimals + 2  # a finite float has at most 309 digits before the point
+    with decimal.localcontext() as ctx:  # Babel rounds in the current context: room for every digit shown
+        ctx.prec = max(ctx.prec, digits)
+        text = format_decimal(abs(value), format=pattern, locale=locale, decimal_quantization=True)
     if round(value, decimals) < 0:
         return MINUS + text
     return ("+" if sign else "") + text

@@ -319,6 +319,22 @@ def test_bad_source_date_epoch_names_the_variable(runner, tmp_path, epoch):
     assert leftovers(ws / "output") == []
 
 
+@pytest.mark.parametrize(
+    "how", [("SOURCE_DATE_EPOCH", "4354819200"), ("SOURCE_DATE_EPOCH", "0"), ("--date", "2200-01-01")]
+)
+def test_an_edition_dated_outside_a_zips_years_builds(runner, tmp_path, how):
+    """A zip entry's time runs from 1980 to 2107 (the workbook is a zip): 2108 ended in a traceback."""
+    ws = write_mini(tmp_path / "w", {})
+    name, value = how
+    args, env = (["--date", value], None) if name == "--date" else ([], {name: value})
+    res = _invoke(runner, ws, "build", "--quarter", "2025Q2", *args, env=env)
+    assert res.exit_code == 0, res.output
+    with zipfile.ZipFile(ws / "output/2025Q2/metrics.xlsx") as z:
+        assert {i.date_time[0] for i in z.infolist()} <= {1980, 2107}
+    year = load_workbook(ws / "output/2025Q2/metrics.xlsx").properties.created.year
+    assert year == {"4354819200": 2107, "0": 1980, "2200-01-01": 2107}[value]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "foreign-schema"])
 def test_a_damaged_ledger_stops_every_command_before_it_changes_anything(runner, tmp_path, damage):
     import sqlite3
@@ -433,3 +449,18 @@ def test_validate_lists_at_most_twenty_problems_of_one_file(runner, tmp_path):
     assert res.exit_code == 1
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 21 and "stopped after 20 problems in this file; fix these first" in lines[-1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["ratio", "growth", "pp", "rmb_mn"]),
+    st.sampled_from(["en", "zh-CN"]),
+)
+def test_every_finite_number_is_shown_without_a_traceback(value, unit, lang):
+    """1e300 ended in decimal.InvalidOperation (Babel rounds in a 28-digit context); 1e-300 too, on some paths."""
+    from reportgen.formats import fmt_value
+
+    text = fmt_value(value, unit, 0.0, lang)
+    # digits, never a float's repr; a ratio past 1e306 is more than a float can hold in percent: ∞
+    assert (any(ch.isdigit() for ch in text) or "∞" in text) and "e" not in text.lower()

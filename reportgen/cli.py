@@ -400,10 +400,15 @@ def init(directory, force, example):
         click.echo(f"replaced  {p}")
     for p in report.kept:
         click.echo(f"kept      {p} (yours differs from the default; --force replaces it)")
+    for p, why in report.skipped:
+        click.echo(f"skipped   {p} ({why}; nothing was written there)")
     for p in [p for p in extended if p not in report.written]:
         click.echo(f"added to  {p} (the {example} example's entries; what was there is kept)")
     if report.kept:
         log.warning("%d existing file(s) kept as they are; nothing of yours was overwritten", len(report.kept))
+    if report.skipped:
+        log.warning("%d place(s) skipped: see the skipped lines; move them aside to get the defaults there",
+                    len(report.skipped))  # fmt: skip
     log.info("workspace ready: reportgen -C %s build --quarter 2025Q2", directory)
 
 

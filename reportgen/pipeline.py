@@ -912,6 +912,8 @@ class InitReport:
     written: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
     replaced: list[Path] = field(default_factory=list)
+    #: places not written, even with --force, and why: a symbolic link on the way, or a file where a folder goes
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def init_workspace(dest: Path, force: bool = False) -> InitReport:
@@ -936,8 +938,10 @@ def init_workspace(dest: Path, force: bool = False) -> InitReport:
             files.append((s, dest / part))
     report = InitReport()
     for s, d in files:
-        if d.is_symlink() or (d.exists() and not d.is_file()):
-            report.kept.append(d)  # never written through a link, never in place of a folder
+        blocked = _in_the_way(dest, d)
+        if blocked:
+            if blocked not in [b for b, _why in report.skipped]:
+                report.skipped.append((blocked, _why_skipped(blocked)))
             continue
         if d.exists():
             if d.read_bytes() == s.read_bytes():
@@ -950,8 +954,35 @@ def init_workspace(dest: Path, force: bool = False) -> InitReport:
             report.written.append(d)
         d.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(s, d)
-    (dest / "output").mkdir(parents=True, exist_ok=True)
+    output = dest / "output"
+    if output.is_symlink() or output.exists():
+        if not output.is_dir():  # a link to a folder (output kept elsewhere) is the user's to keep
+            report.skipped.append((output, _why_skipped(output)))
+    else:
+        output.mkdir(parents=True)
     return report
+
+
+def _why_skipped(place: Path) -> str:
+    if place.is_symlink():
+        return "a symbolic link: init never writes through one"
+    return "a folder where the defaults have a file" if place.is_dir() else "a file where the defaults need a folder"
+
+
+def _in_the_way(dest: Path, target: Path) -> Path | None:
+    """The first place on the way from `dest` to `target` (the target included) that init must not write through
+    or over: a symbolic link (to a file or a folder, inside the workspace or out of it), a file where a folder
+    goes, or a folder where a file goes. None when the way is clear."""
+    here = dest
+    parts = target.relative_to(dest).parts
+    for i, part in enumerate(parts):
+        here = here / part
+        last = i == len(parts) - 1
+        if here.is_symlink():
+            return here
+        if here.exists() and (here.is_dir() if last else not here.is_dir()):
+            return here
+    return None
 
 
 def examples() -> list[str]:

@@ -60,6 +60,31 @@ def test_init_never_writes_through_a_symlink(runner, tmp_path):
     (ws / "reportgen.toml").symlink_to(target)
     res = runner.invoke(cli, ["init", "--force", str(ws)])
     assert res.exit_code == 0 and target.read_text(encoding="utf-8") == "keep me"
+    assert f"skipped   {ws / 'reportgen.toml'} (a symbolic link: init never writes through one" in res.stdout
+    assert "--force replaces it" not in res.stdout  # it does not: --force was given and did not
+
+
+@pytest.mark.parametrize("how", ["folder-link-out", "folder-link-in", "file-for-folder", "output-is-a-file"])
+def test_init_never_writes_through_a_linked_folder_nor_over_what_is_in_the_way(runner, tmp_path, how):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    ws = tmp_path / "w"
+    ws.mkdir()
+    place = ws / ("output" if how == "output-is-a-file" else "data")
+    if how == "folder-link-out":
+        place.symlink_to(outside, target_is_directory=True)
+    elif how == "folder-link-in":
+        (ws / "elsewhere").mkdir()
+        place.symlink_to(ws / "elsewhere", target_is_directory=True)
+    else:
+        place.write_text("mine", encoding="utf-8")
+    res = runner.invoke(cli, ["init", "--force", str(ws)])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert f"skipped   {place} (" in res.stdout and "nothing was written there" in res.stdout
+    assert list(outside.iterdir()) == [] and not any((ws / "elsewhere").glob("*"))  # nothing written through a link
+    if how in ("file-for-folder", "output-is-a-file"):
+        assert place.read_text(encoding="utf-8") == "mine"
+    assert (ws / "templates/briefing.css").is_file()  # the rest of the workspace is written
 
 
 # -- the edition's identity follows what the reader receives ------------------------------------------------------

@@ -6,6 +6,7 @@ Nothing here knows SMTP: a delivery channel reports outcomes, the ledger keeps t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -165,6 +166,14 @@ def editions_lock(output: Path, what: str) -> Lock:
 
 
 # -- the manifest -------------------------------------------------------------------------------------------------
+def seal(manifest: dict) -> str:
+    """The digest of a manifest's content (all but its `sealed` key), written into it by the build: a manifest
+    edited by hand no longer matches it, and is not mailed from."""
+    body = {k: v for k, v in manifest.items() if k != "sealed"}
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def read_manifest(edition_dir: Path, required: tuple[str, ...] = ()) -> dict | None:
     """An edition's manifest.json; None when there is none. A damaged one, or one lacking a `required` key, is a
     ReportgenError that says to rebuild."""
@@ -177,6 +186,12 @@ def read_manifest(edition_dir: Path, required: tuple[str, ...] = ()) -> dict | N
         raise ReportgenError(f"not a readable manifest ({e}); rebuild the edition", str(path)) from None
     if not isinstance(manifest, dict):
         raise ReportgenError("not a manifest (a JSON object); rebuild the edition", str(path))
+    if "sealed" in manifest and manifest["sealed"] != seal(manifest):
+        raise ReportgenError(
+            "changed since the build (it no longer matches its seal), so its title, findings and file list cannot "
+            "be trusted; rebuild the edition: reportgen build --quarter QUARTER --force",
+            str(path),
+        )
     for key in required:
         if not isinstance(manifest.get(key), str):
             raise ReportgenError(f"has no '{key}'; rebuild the edition", str(path), field=key)

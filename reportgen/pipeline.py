@@ -595,6 +595,7 @@ def build(
                         for n, data in payload.items()
                     },
                 }
+                manifest["sealed"] = ledger.seal(manifest)  # a hand edit of the manifest shows
                 payload[MANIFEST] = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
                 dest = output / str(q)
                 write_edition(dest, payload)
@@ -1225,6 +1226,7 @@ def send(
     stale = bool(why)
     if dry_run:  # a dry run changes nothing in output/ but its outbox: it never builds
         if old is None:
+            ledger.read_manifest(ctx.root / "output" / str(quarter))  # a damaged or hand-edited one says so
             raise ReportgenError(
                 f"{quarter} has not been built, and a dry run builds nothing; run `reportgen build --quarter "
                 f"{quarter}` first",

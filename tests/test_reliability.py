@@ -489,3 +489,22 @@ def test_every_finite_number_is_shown_without_a_traceback(value, unit, lang):
     text = fmt_value(value, unit, 0.0, lang)
     # digits, never a float's repr; a ratio past 1e306 is more than a float can hold in percent: ∞
     assert (any(ch.isdigit() for ch in text) or "∞" in text) and "e" not in text.lower()
+
+
+def test_a_manifest_edited_by_hand_is_never_mailed_from(runner, tmp_path, smtp):  # noqa: F811
+    """send took the subject and findings from manifest.json as it found it: a hand edit went out to the board."""
+    handler, port = smtp
+    ws = write_mini(tmp_path / "w", {"reportgen.toml": RUN_CONFIG})
+    assert _invoke(runner, ws, "build", "--quarter", "2025Q2").exit_code == 0
+    path = ws / "output/2025Q2/manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["title"] = "HAND-EDITED TITLE"
+    path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    dry = _invoke(runner, ws, "send", "--quarter", "2025Q2", "--dry-run")
+    assert dry.exit_code == 1 and "Traceback" not in dry.output
+    assert "output/2025Q2/manifest.json: changed since the build" in dry.stderr
+    res = _invoke(runner, ws, "send", "--quarter", "2025Q2", env=smtp_env(port))  # a real send rebuilds it first
+    assert res.exit_code == 0, res.output
+    assert len(handler.received) == 2
+    assert all("HAND-EDITED" not in str(msg["Subject"]) for _to, msg in handler.received)
+    assert "HAND-EDITED" not in (ws / "output/2025Q2/manifest.json").read_text(encoding="utf-8")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, Problems
+from .errors import ConfigError, Problems, visible
 from .i18n import LANGUAGES
 from .model import N_
 
@@ -196,13 +197,46 @@ def read_toml(path: Path, rel: str | None = None, error=ConfigError) -> tuple[di
     except UnicodeDecodeError as e:
         raise error(f"not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8", rel) from None
     try:
-        return tomllib.loads(text), text
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         # Python < 3.14 has no lineno attribute; the message ends "(at line N, column M)".
         m = re.search(r"\(at line (\d+), column \d+\)$", str(e))
         line = getattr(e, "lineno", None) or (int(m.group(1)) if m else None)
         msg = re.sub(r"\s*\(at line \d+, column \d+\)$", "", getattr(e, "msg", str(e)))
         raise error(f"not valid TOML: {msg}", rel, line) from None
+    _no_hidden_characters(data, text, rel, error)
+    return data, text
+
+
+def _hidden(ch: str) -> bool:
+    """A control or format character (a bell, a right-to-left override, a zero-width space) that a title, label or
+    sentence has no use for; tabs and line breaks are text."""
+    return ch not in "\t\n\r" and unicodedata.category(ch) in ("Cc", "Cf")
+
+
+def _no_hidden_characters(data, text: str, rel: str, error, where: tuple = ()) -> None:
+    """Every key and text value of a TOML file is free of hidden characters: they would reach the briefing, the
+    charts and the mail unseen (a bell, text reversed by U+202E). The error names the line and shows the character
+    escaped."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for k, v in items:
+        path = (*where, k)
+        key = ".".join(str(p) for p in path if not isinstance(p, int))
+        for piece in ([k] if isinstance(k, str) else []) + ([v] if isinstance(v, str) else []):
+            bad = next((ch for ch in piece if _hidden(ch)), None)
+            if bad is not None:
+                raw = next((i + 1 for i, ln in enumerate(text.splitlines()) if bad in ln), None)
+                last = next((str(p) for p in reversed(path) if not isinstance(p, int)), "")
+                line = raw or line_of(text, last)
+                raise error(
+                    f"has a control or invisible character ({visible(bad)}); remove it (retype the text if you cannot "
+                    "see it)",
+                    rel,
+                    line,
+                    key,
+                )
+        if isinstance(v, (dict, list)):
+            _no_hidden_characters(v, text, rel, error, path)
 
 
 def load_settings(workspace: Path) -> Settings:

@@ -508,3 +508,30 @@ def test_a_manifest_edited_by_hand_is_never_mailed_from(runner, tmp_path, smtp):
     assert len(handler.received) == 2
     assert all("HAND-EDITED" not in str(msg["Subject"]) for _to, msg in handler.received)
     assert "HAND-EDITED" not in (ws / "output/2025Q2/manifest.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "file,old,new,where",
+    [
+        ("reportgen.toml", 'label = "Peers"', 'label = "Pe\\u202eers"', "reportgen.toml:6: groups.peers.label"),
+        (
+            "reportgen.toml",
+            'subject = "alpha"',
+            'subject = "alpha"\ntitle = "Board\\u0007 {quarter}"',
+            "reportgen.toml:4: report.title",
+        ),
+        ("data/labels.toml", "[labels]", '[labels]\n"Rev\\u200benue" = "revenue"', "data/labels.toml:"),
+    ],
+)
+def test_hidden_characters_in_any_toml_file_are_refused_where_they_stand(runner, tmp_path, file, old, new, where):
+    """A bell or a right-to-left override in a group label reached the briefing and the charts unseen."""
+    ws = write_mini(tmp_path / "w", {"reportgen.toml": RUN_CONFIG})
+    path = ws / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    for command in (["validate"], ["build", "--quarter", "2025Q2"]):
+        res = _invoke(runner, ws, *command)
+        assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+        assert where in res.stderr and "has a control or invisible character (\\" in res.stderr, res.stderr
+    assert not (ws / "output/2025Q2").exists()

@@ -100,7 +100,15 @@ class Lock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # O_NOFOLLOW: never write through a symlink planted at the lock path; O_CLOEXEC: programs this process
         # starts do not inherit the lock (and so cannot keep it after it ends).
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+        except OSError as e:  # a symlink planted there (ELOOP), a folder, no permission
+            why = (
+                "is a symbolic link; a lock is a file of the workspace: move the link aside"
+                if self.path.is_symlink()
+                else f"cannot be opened ({e.strerror or e}); check that it is a file you can write"
+            )
+            raise self.error(why, str(self.path)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -174,6 +182,12 @@ def seal(manifest: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def read_manifest(edition_dir: Path, required: tuple[str, ...] = ()) -> dict | None:
     """An edition's manifest.json; None when there is none. A damaged one, or one lacking a `required` key, is a
     ReportgenError that says to rebuild."""
@@ -241,11 +255,17 @@ class Ledger:
     def __init__(self, path: Path, timeout: float = 10.0):
         self.path = Path(path)
         self.db = None
+        if self.path.is_symlink():  # the delivery history is a file of the workspace, never one elsewhere
+            raise LedgerError("is a symbolic link; the ledger is a file of the workspace: move the link aside "
+                              "(and the file it points to back here, if it is the ledger)", str(self.path))  # fmt: skip
         with self._guard("open the ledger"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.exists()
             self.db = sqlite3.connect(self.path, timeout=timeout)
             if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 self.db.execute("PRAGMA journal_mode=WAL")
+            if fresh and self.path.exists():  # SQLite makes it 0644 whatever the umask; like the editions, it
+                os.chmod(self.path, 0o666 & ~_umask())  # follows the umask (its -wal and -shm files follow it)
             self._check_schema()
 
     def _guard(self, action: str):

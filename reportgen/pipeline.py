@@ -549,8 +549,9 @@ def build(
     quarters = _quarters_with_data(ctx, quarters)
     output = ctx.root / "output"
     _check_output_writable(output)
-    if (output / ledger.LEDGER_NAME).exists():  # a damaged ledger stops the build before any edition is replaced
-        ledger.Ledger(output / ledger.LEDGER_NAME).close()
+    book = output / ledger.LEDGER_NAME
+    if book.exists() or book.is_symlink():  # a damaged (or linked) ledger stops the build before it renders
+        ledger.Ledger(book).close()
     todo, out = [], {}
     for q in quarters:
         digest, inputs = inputs_hash(ctx, q)

@@ -437,7 +437,7 @@ def test_toml_of_any_shape_gives_a_message_not_a_traceback(runner, tmp_path_fact
 
 
 # -- output follows the umask; a changed edition is rebuilt ---------------------------------------------------------
-@pytest.mark.parametrize("umask", [0o022, pytest.param(0o027, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("umask", [0o002, pytest.param(0o027, marks=pytest.mark.slow)])
 def test_edition_folders_follow_the_umask(runner, tmp_path, umask):
     ws = write_mini(tmp_path / "w", {})
     old = os.umask(umask)
@@ -448,6 +448,22 @@ def test_edition_folders_follow_the_umask(runner, tmp_path, umask):
     mode = stat.S_IMODE((ws / "output/2025Q2").stat().st_mode)
     assert mode == 0o777 & ~umask
     assert stat.S_IMODE((ws / "output/2025Q2/briefing.pdf").stat().st_mode) == 0o666 & ~umask
+    for state in (".ledger.sqlite3", ".editions.lock"):  # the workspace's state is shared like its editions
+        assert stat.S_IMODE((ws / "output" / state).stat().st_mode) == 0o666 & ~umask, state
+
+
+@pytest.mark.parametrize("name", [".ledger.sqlite3", ".editions.lock"])
+def test_a_ledger_or_lock_that_is_a_symbolic_link_is_refused_before_anything_is_written(runner, tmp_path, name):
+    """A dangling link at output/.ledger.sqlite3 made the build create the delivery history outside the workspace;
+    a looping link at the lock ended in "Too many levels of symbolic links"."""
+    ws = write_mini(tmp_path / "w", {})
+    (ws / "output").mkdir(exist_ok=True)
+    elsewhere = tmp_path / "elsewhere.db"
+    (ws / "output" / name).symlink_to(elsewhere if name.startswith(".ledger") else ws / "output" / name)
+    res = _invoke(runner, ws, "build", "--quarter", "2025Q2")
+    assert res.exit_code != 0 and "Traceback" not in res.output, res.output
+    assert f"output/{name}: is a symbolic link;" in res.stderr and "move the link aside" in res.stderr
+    assert not elsewhere.exists() and not (ws / "output/2025Q2").exists()
 
 
 @pytest.mark.slow

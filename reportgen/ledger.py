@@ -108,7 +108,7 @@ class Lock:
                 if self.path.is_symlink()
                 else f"cannot be opened ({e.strerror or e}); check that it is a file you can write"
             )
-            raise self.error(why, str(self.path)) from None
+            raise ReportgenError(why, str(self.path)) from None  # not held by anyone: exit 1, not "busy"
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -540,7 +540,7 @@ def test_lock_refuses_a_symlink(tmp_path):
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
     (tmp_path / ".run.lock").symlink_to(target)
-    with pytest.raises(OSError):
+    with pytest.raises(ReportgenError, match="is a symbolic link; a lock is a file of the workspace"):
         RunLock(tmp_path / ".run.lock").acquire()
     assert target.read_text() == "keep me"
 

@@ -69,10 +69,11 @@ def load_parcel(edition_dir: Path, manifest: dict, list_name: str, attach: Seque
 
 
 class Outcome(NamedTuple):
-    """What became of one copy: `sent` with the receiver's reply, or `failed`; `stop` ends the list (the channel
-    cannot reach anyone)."""
+    """What became of one copy: `sent` with the receiver's reply, `failed`, or `in doubt` (handed over, but the
+    receiver's answer could not be read: it may have the copy; `reply` says why); `stop` ends the list (the channel
+    cannot reach anyone, or cannot be trusted to answer)."""
 
-    status: str  # "sent" | "failed"
+    status: str  # "sent" | "failed" | "in doubt"
     code: int | None = None
     reply: str = ""
     stop: bool = False
@@ -165,7 +166,7 @@ class DeliveryReport:
             )
         if self.in_doubt:
             parts.append(
-                f"{len(self.in_doubt)} in doubt (handed over, the outcome was not recorded; check with them, then "
+                f"{len(self.in_doubt)} in doubt (handed over, whether it arrived is unknown; check with them, then "
                 f"`reportgen send --resend-to ADDRESS` if they lack it): {', '.join(self.in_doubt)}"
             )
         if self.notice:
@@ -190,8 +191,10 @@ def send_list(
 
     Each copy is recorded as pending the moment before it is handed over and settled the moment the outcome is
     known. When the journal cannot be written the list stops at once: a copy the receiver accepted but the journal
-    could not settle stays in doubt, so a rerun does not mail that recipient again blindly. An outcome with `stop`
-    (the channel cannot reach anyone) fails the rest of the list."""
+    could not settle stays in doubt, so a rerun does not mail that recipient again blindly. So does a copy whose
+    outcome is `in doubt` (handed over, the receiver's answer unreadable): it stays pending in the journal and the
+    list stops at once, saying how to resend it on purpose. An outcome with `stop` (the channel cannot reach anyone)
+    fails the rest of the list."""
     from .errors import ReportgenError
 
     log = log or logging.getLogger("reportgen.channel")
@@ -232,25 +235,52 @@ def send_list(
                 report.failed += [Failure(r, None, "not tried: the ledger cannot be written") for r in [rcpt, *rest]]
                 log.error("%s: %s", name, report.stopped)
                 break
+            doubtful = outcome.status == "in doubt"
+            status = "pending" if doubtful else outcome.status  # in doubt stays pending: a rerun skips it
             try:
                 if row:
-                    journal.settle(row[0], outcome.status, outcome.code, outcome.reply)
+                    journal.settle(row[0], status, outcome.code, outcome.reply)
                 else:
-                    journal.record(edition, quarter, name, rcpt, outcome.status, test, outcome.code, outcome.reply)
+                    journal.record(edition, quarter, name, rcpt, status, test, outcome.code, outcome.reply)
             except ReportgenError as e:
                 accepted = outcome.status == "sent"
-                if accepted:
+                if accepted or doubtful:
                     report.in_doubt.append(rcpt)
                 else:
                     report.failed.append(Failure(rcpt, outcome.code, outcome.reply))
-                report.stopped = f"{e}; " + (
-                    f"the copy for {rcpt} was accepted ({outcome.code} {outcome.reply}) but could not be "
-                    "recorded: it stays in doubt, and a rerun does not mail it again"
-                    if accepted
-                    else f"the failure for {rcpt} could not be recorded"
-                )
+                if accepted:
+                    what = (
+                        f"the copy for {rcpt} was accepted ({outcome.code} {outcome.reply}) but could not be "
+                        "recorded: it stays in doubt, and a rerun does not mail it again"
+                    )
+                elif doubtful:
+                    what = f"{outcome.reply}; the copy for {rcpt} stays in doubt, and a rerun does not mail it again"
+                else:
+                    what = f"the failure for {rcpt} could not be recorded"
+                report.stopped = f"{e}; {what}"
                 report.failed += [Failure(r, None, "not tried: the ledger cannot be written") for r in rest]
                 log.error("%s: %s", name, report.stopped)
+                break
+            if doubtful:  # the receiver may have it: never sent again blindly, and nobody else is tried
+                report.in_doubt.append(rcpt)
+                if test:
+                    what = f"check whether it arrived before `reportgen send --quarter {quarter} --test-to {rcpt}`"
+                else:
+                    what = (
+                        f"{rcpt} is recorded as in doubt and a rerun does not mail them again; once you know they "
+                        f"lack it, `reportgen send --quarter {quarter} --list {name} --resend-to {rcpt}` sends it"
+                    )
+                report.stopped = f"{outcome.reply}. It may have arrived: {what}" + (
+                    f"; the list stopped, {len(rest)} not tried" if rest else ""
+                )
+                log.error("%s: %s", name, report.stopped)
+                why = f"not tried: the list stopped after the copy for {rcpt} was left in doubt"
+                for other in rest:
+                    report.failed.append(Failure(other, None, why))
+                    try:
+                        journal.record(edition, quarter, name, other, "failed", test, None, why)
+                    except ReportgenError:  # not recording a copy never handed over costs nothing: it is sent later
+                        pass
                 break
             if outcome.status == "sent":
                 report.sent.append(rcpt)

@@ -532,7 +532,11 @@ def send(ctx, quarter, list_name, dry_run, resend, resend_to, test_to):
             "tries again (a plain `send` would mail the whole list)"
         )
     if failed:
-        raise DeliveryError("not everything was delivered; `reportgen send` again delivers only what is missing")
+        doubt = " (those in doubt are not mailed again: `--resend-to ADDRESS` does that on purpose)"
+        raise DeliveryError(
+            "not everything was delivered; `reportgen send` again delivers only what is missing"
+            + (doubt if any(r.in_doubt for r in failed) else "")
+        )
 
 
 @cli.command()
@@ -577,7 +581,8 @@ def history(ctx):
     for r in rows:
         what = f"{r['list']} -> {r['recipient']}" if r["kind"] in ("mail", "test") else ""
         what = f"by {r['recipient']}" if r["kind"] == "approve" else what
-        reply = f" ({' '.join(str(x) for x in (r['code'], r['reply']) if x)})" if r["status"] == "failed" else ""
+        shown = r["status"] in ("failed", "in doubt")
+        reply = f" ({' '.join(str(x) for x in (r['code'], r['reply']) if x)})" if shown else ""
         line = f"{r['at']}  {r['kind']:<7}  {r['quarter']}  {r['edition']}  {r['status']:<9}  {what}{reply}"
         click.echo(line.rstrip())
 

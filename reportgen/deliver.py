@@ -347,11 +347,14 @@ def message_bytes(msg: EmailMessage) -> bytes:
 
 # -- SMTP ---------------------------------------------------------------------------------------------------------
 class Kind(enum.Enum):
-    """How bad an SMTP failure is: TEMPORARY is retried, PERMANENT fails this recipient, FATAL the whole list."""
+    """How bad an SMTP failure is: TEMPORARY is retried, PERMANENT fails this recipient, FATAL the whole list.
+    IN_DOUBT: the message and its end were handed over but no reply could be read (the deadline, the read timeout,
+    a reply cut off or garbled), so the server may have accepted it: never retried, and the list stops."""
 
     TEMPORARY = "temporary"
     PERMANENT = "permanent"
     FATAL = "fatal"
+    IN_DOUBT = "in doubt"
 
 
 class _Fail(Exception):
@@ -401,15 +404,23 @@ def _open_failure(e: OSError, where: str) -> tuple[int | None, str, Kind]:
 class _Watchdog:
     """Ends an SMTP conversation step that outlives its deadline: each read has a timeout, but a server that
     trickles a byte every few seconds never trips it, so when the deadline passes the socket is shut down and the
-    blocked read returns. `fired` tells the caller why the connection ended."""
+    blocked read returns (with whatever part of a reply had come, or nothing).
+
+    Once the `with` block is left, `fired` is final: True when the deadline passed first, and then whatever the
+    step read is not to be trusted (a reply cut off by the shutdown reads as "2" or "25") and the connection is
+    dead. The caller checks it after the block, whatever the step returned."""
 
     def __init__(self, seconds: float, get_sock):
         self.seconds, self.get_sock, self.fired = seconds, get_sock, False
         self._timer: threading.Timer | None = None
         self._done = threading.Event()
+        self._lock = threading.Lock()
 
     def _fire(self):
-        self.fired = True
+        with self._lock:
+            if self._done.is_set():  # the step ended first
+                return
+            self.fired = True
         while not self._done.is_set():  # the socket may not exist yet (still connecting)
             sock = self.get_sock()
             if sock is not None:
@@ -427,8 +438,41 @@ class _Watchdog:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._done.set()
+        with self._lock:
+            self._done.set()
         self._timer.cancel()
+
+
+#: a reply line (RFC 5321 4.2): a code, then "-" and text (more lines follow), or SP and text or nothing (the last)
+_REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])([^\r\n]*))?\r?\n")
+
+
+def _read_reply(conn, got: bytearray) -> tuple[int | None, bytes]:
+    """One SMTP reply, read strictly: (code, text) of a well-formed reply (every line complete, one 3-digit code),
+    (None, what came) for anything else. Every byte read is appended to `got`, so a caller that gets an exception
+    (timeout, reset, the end of the connection) knows whether part of a reply had come. smtplib's own reader takes
+    a line cut off by the end of the connection for a whole reply: "25" then EOF reads as code 25."""
+    if conn.file is None:
+        conn.file = conn.sock.makefile("rb")
+    code, lines = None, []
+    while True:
+        line = conn.file.readline(8193)
+        got += line
+        if not line.endswith(b"\n"):  # the end of the connection (possibly in the middle of a line)
+            raise smtplib.SMTPServerDisconnected("the connection ended" + (" inside the reply" if got else ""))
+        m = _REPLY_LINE.fullmatch(line)
+        if m is None or code not in (None, int(m.group(1))):
+            return None, bytes(got)
+        code = int(m.group(1))
+        lines.append((m.group(3) or b"").strip())
+        if m.group(2) != b"-":
+            return code, b"\n".join(lines)
+
+
+def _with_end(data: bytes) -> bytes:
+    """The message as it goes after DATA: lines starting with a dot doubled, then CRLF . CRLF (RFC 5321 4.5.2)."""
+    q = re.sub(rb"(?m)^\.", b"..", data)
+    return (q if q.endswith(b"\r\n") else q + b"\r\n") + b".\r\n"
 
 
 class _Session:
@@ -462,6 +506,7 @@ class _Session:
         self.log.info("connecting to %s:%s (%s%s)", s.host, s.port, s.security, f", as {s.user}" if s.user else "")
         conn = None
         holder: list = []
+        failure = None
         with _Watchdog(s.deadline, lambda: getattr(holder[0], "sock", None) if holder else None) as dog:
             try:
                 if self.connect is not None:
@@ -482,73 +527,124 @@ class _Session:
                 if s.user:
                     conn.login(s.user, s.password)
             except (OSError, UnicodeError) as e:  # smtplib's exceptions are OSErrors too
-                _close(conn)
-                if dog.fired:
-                    raise self._overdue("the greeting, TLS and login") from None
                 code, reply, kind = _open_failure(e, f"{s.host}:{s.port}")
-                raise self._fail(code, reply, kind, at_connect=True) from None
+                failure = self._fail(code, reply, kind, at_connect=True)
+        if dog.fired:  # a step the deadline cut may even have "succeeded" on half a reply: the connection is dead
+            if holder:
+                holder[0].close()
+            raise self._overdue("the greeting, TLS and login")
         self.conn = conn
+        if failure is not None:
+            self.close()
+            raise failure
 
     def send(self, envelope_from: str, rcpt: str, data: bytes, before_data=None) -> tuple[int, str]:
         """MAIL, RCPT, DATA for one recipient: the server's (code, reply) on acceptance; raises _Fail.
+
         `before_data()` is called once the server has accepted the recipient, right before the message goes; if it
-        raises, the transaction is abandoned (nothing is sent) and the exception passes on. The reply after the
-        message is awaited for DATA_TIMEOUT (RFC 5321: 10 minutes); the whole transaction is bounded by the
-        deadline."""
+        raises, the transaction is abandoned (nothing is sent) and the exception passes on. Two steps, each bounded
+        by the deadline: the message up to and including its end (CRLF . CRLF), then the server's reply to it,
+        each read of which may take DATA_TIMEOUT (RFC 5321: 10 minutes). Until the end is sent, a failure is an
+        ordinary one (the server cannot have accepted the message); after it, a deadline, a read timeout or a reply
+        cut off or garbled is Kind.IN_DOUBT (the server may have accepted it: never retried). A server that closes
+        the connection without a byte of reply did not take the message (RFC 5321 6.1: a server takes
+        responsibility by its 250), so it is sent again."""
         self.open()
-        conn = self.conn
-
-        def data_():
-            if before_data is not None:
-                try:
-                    before_data()
-                except BaseException:
-                    self.close()
-                    raise
-            if conn.sock is not None:
-                conn.sock.settimeout(DATA_TIMEOUT)
-            try:
-                return conn.data(data)
-            finally:
-                if conn.sock is not None:
-                    conn.sock.settimeout(TIMEOUT)
-
-        with _Watchdog(self.smtp.deadline, lambda: conn.sock) as dog:
+        conn, s = self.conn, self.smtp
+        where = f"{s.host}:{s.port}"
+        failure = None
+        with _Watchdog(s.deadline, lambda: conn.sock) as dog:
             try:
                 for verb, call, good in (
                     ("MAIL FROM", lambda: conn.mail(envelope_from), (250,)),
                     ("RCPT TO", lambda: conn.rcpt(rcpt), (250, 251)),
-                    ("DATA", data_, (250,)),
+                    ("DATA", lambda: conn.docmd("data"), (354,)),
                 ):
-                    try:
-                        code, resp = call()
-                    except smtplib.SMTPDataError as e:  # DATA itself was refused (no 354)
-                        code, resp = e.smtp_code, e.smtp_error
+                    if verb == "DATA" and before_data is not None:
+                        try:
+                            before_data()
+                        except BaseException:
+                            self.close()
+                            raise
+                    code, resp = call()
+                    if dog.fired:
+                        break
                     if code not in good:
                         # 5xx to MAIL FROM refuses the sender, i.e. every recipient: stop the list.
                         kind = Kind.FATAL if verb == "MAIL FROM" and code >= 500 else _kind(code)
                         self._reset(code)
                         raise self._fail(code, resp, kind)
-            except (smtplib.SMTPServerDisconnected, OSError) as e:
-                self.close()
-                if dog.fired:
-                    raise self._overdue(f"the message to {rcpt}") from None
-                raise self._fail(
-                    None, f"connection lost: {type(e).__name__}: {e}".rstrip(": "), Kind.TEMPORARY
-                ) from None
-        return code, self._scrub(_text(resp))
+                else:
+                    conn.send(_with_end(data))  # raises SMTPServerDisconnected unless all of it, its end too, went
+            except _Fail as e:  # refused; the session was reset (or closed after a 421)
+                failure = e
+            except OSError as e:  # smtplib's exceptions are OSErrors too
+                self.drop()
+                failure = self._fail(None, f"connection lost: {type(e).__name__}: {e}".rstrip(": "), Kind.TEMPORARY)
+        if dog.fired:  # nothing the server said in this step counts: it cannot have accepted the message
+            self.drop()
+            raise self._overdue(f"the message to {rcpt}")
+        if failure is not None:
+            raise failure
+
+        # The message and its end are on their way: from here the server may accept it whatever we read next.
+        got, error, code, resp = bytearray(), None, None, b""
+        with _Watchdog(s.deadline, lambda: conn.sock) as dog:
+            try:
+                if conn.sock is not None:
+                    conn.sock.settimeout(DATA_TIMEOUT)
+                code, resp = _read_reply(conn, got)
+            except OSError as e:
+                error = e
+        if not (dog.fired or error is not None or code is None):
+            if conn.sock is not None:
+                conn.sock.settimeout(TIMEOUT)
+            if 200 <= code < 300:
+                return code, self._scrub(_text(resp))
+            self._reset(code)
+            raise self._fail(code, resp, _kind(code))
+        self.drop()  # no QUIT: the server may be stuck, and the socket still waits DATA_TIMEOUT per read
+        if error is not None and not got and not dog.fired and not isinstance(error, TimeoutError):
+            raise self._fail(None, f"{where} closed the connection after the message, before any reply", Kind.TEMPORARY)
+        came = self._scrub(_text(bytes(got))) if got else ""
+        if dog.fired:
+            why = f"its reply did not come within {s.deadline:g} s (REPORTGEN_SMTP_DEADLINE)"
+        elif isinstance(error, TimeoutError):
+            why = f"no reply came within {DATA_TIMEOUT:g} s (RFC 5321's wait for the reply to a message)"
+        elif error is not None:
+            why = "the connection ended inside its reply"
+        else:
+            why = "its reply is not an SMTP reply"
+        why += f" (what came: '{came[:80]}')" if came else ""
+        raise _Fail(None, f"{where} took the message to {rcpt}, but {why}", Kind.IN_DOUBT)
 
     def _reset(self, code: int) -> None:
         if code == 421:  # the server is closing the channel
             self.close()
             return
-        try:
-            self.conn.rset()
-        except (smtplib.SMTPException, OSError):
-            self.close()
+        conn = self.conn
+        with _Watchdog(self.smtp.deadline, lambda: conn.sock):  # RSET's reply may trickle too
+            try:
+                conn.rset()
+                return
+            except (smtplib.SMTPException, OSError):
+                pass
+        self.drop()
 
     def close(self) -> None:
-        _close(self.conn)
+        """QUIT and close, within the deadline (a server may trickle its goodbye too)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with _Watchdog(self.smtp.deadline, lambda: conn.sock):
+                _close(conn)
+
+    def drop(self) -> None:
+        """Close the connection without a QUIT (it is dead, or its server cannot be trusted to answer)."""
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
         self.conn = None
 
 
@@ -704,6 +800,8 @@ class MailChannel:
                 before_handover,
             )
         except _Fail as e:
+            if e.kind is Kind.IN_DOUBT:  # handed over, no readable reply: the list stops, nothing is resent
+                return Outcome("in doubt", e.code, e.reply, stop=True)
             return Outcome("failed", e.code, e.reply, stop=e.kind is Kind.FATAL)
         return Outcome("sent", code, reply)
 
@@ -746,6 +844,8 @@ def notify_owner(owner, manifest, report, smtp, connect=None, log=None, text: Te
         session.send(smtp.envelope_from, to, message_bytes(msg))
     except _Fail as e:
         log.warning("could not send the failure notice to %s: %s", to, _code_reply(e.code, e.reply))
+        if e.kind is Kind.IN_DOUBT:
+            return f"failure notice to {to} in doubt ({e.reply})"
         return f"failure notice to {to} not sent ({e.code or 'no reply'} {e.reply})".replace(" )", ")")
     finally:
         session.close()

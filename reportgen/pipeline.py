@@ -242,7 +242,8 @@ def validate(root: Path, warnings: list | None = None) -> list[ReportgenError]:
             from . import deliver
 
             for e in deliver.SmtpSettings.problems(os.environ):  # all of them at once
-                warnings.append(f"mail: {e.message} (`send` and `run` will need it)")
+                said = str(e) if e.field and e.field not in e.message else e.message  # the variable's name
+                warnings.append(f"mail: {said} (`send` and `run` will need it)")
     try:
         loaders.load_sentence_templates(root, PLACEHOLDERS)
     except ReportgenError as e:

@@ -319,7 +319,7 @@ def _amount(text: str, inp: Input, line: int | None, column: str) -> str | None:
     value, why = readers.number_problem(t)
     if value is None:
         raise DataError(f"'{t}' is not a number" + (f": {why}" if why else ""), inp.shown, line, column)
-    if not math.isfinite(value) or abs(value) >= 1e18:
+    if readers.out_of_range(t, value):  # the loader's rule: an import never writes what a later read refuses
         raise DataError(f"'{t}' is out of range for a financial figure", inp.shown, line, column)
     return _plain(value)
 

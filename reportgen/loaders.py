@@ -16,7 +16,7 @@ from .config import check_placeholders, line_of, read_toml, workspace_path
 from .errors import DataError, PeriodError
 from .model import BASES, FISCAL_CALENDARS, ITEMS, Company, PolicyChange, ReportedRow, Segment
 from .periods import Quarter
-from .readers import FINANCIAL_COLUMNS, parse_number
+from .readers import FINANCIAL_COLUMNS, RATE_RANGE, number_problem, out_of_range
 
 _QUARTER_TEXT = re.compile(r"^\d{4}[Qq][1-4]$")
 #: `validate` lists at most this many problems of one financials file
@@ -66,6 +66,57 @@ def _table_lines(text: str) -> dict[str, int]:
     return out
 
 
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]#]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _key_path(dotted: str) -> tuple[str, ...]:
+    """The parts of a dotted TOML key as written in a header: `a . "b.c"` -> ("a", "b.c")."""
+    parts, cur, quote = [], "", ""
+    for ch in dotted:
+        if quote:
+            quote = "" if ch == quote else quote
+            cur += ch if quote else ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ".":
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return (*parts, cur.strip())
+
+
+def toml_line(text: str, table: tuple[str, ...], key: str | None = None, index: int | None = None) -> int | None:
+    """The line of `key = ...` in the table with header [table] or, with `index`, in the index-th (from 0) entry of
+    the array of tables [[table]]; the header's own line when `key` is None or not written there; None when the
+    table has no header of its own (an inline table, dotted keys: the caller falls back to config.line_of).
+    One pass over the text, made only for a message."""
+    lines = text.splitlines()
+    start, count, in_string = None, -1, False
+    for i, ln in enumerate(lines):
+        if (ln.count('"""') + ln.count("'''")) % 2:
+            in_string = not in_string  # a header-like line inside a multi-line string is text
+            continue
+        m = None if in_string else _HEADER.match(ln)
+        if m is None:
+            continue
+        if start is not None:
+            lines = lines[:i]  # the entry ends at the next header
+            break
+        if _key_path(m.group(2)) == table and (m.group(1) == "[[") == (index is not None):
+            count += 1
+            if index is None or count == index:
+                start = i
+    if start is None:
+        return None
+    if key is not None:
+        kpat = re.compile(r"^\s*(?:" + "|".join(re.escape(q + key + q) for q in ('"', "'", "")) + r")\s*=")
+        for i in range(start + 1, len(lines)):
+            if kpat.match(lines[i]):
+                return i + 1
+    return start + 1
+
+
 def load_registry(root: Path) -> dict[str, Company]:
     rel = "data/companies.toml"
     path = workspace_path(root, rel, DataError)
@@ -79,6 +130,11 @@ def load_registry(root: Path) -> dict[str, Company]:
     tables = _table_lines(text)
     for cid, c in data.items():
         line = tables.get(cid) or line_of(text, cid)
+
+        def at(key, cid=cid, line=line):
+            """The line of a key of this company's own table (looked up for a message only)."""
+            return toml_line(text, (cid,), key) or line_of(text, key, cid) or line
+
         if not COMPANY_ID.fullmatch(cid):
             raise DataError(
                 f"'{cid}' is not a company id: use letters, digits, _ and - (it names data/financials/ID.csv)",
@@ -92,25 +148,23 @@ def load_registry(root: Path) -> dict[str, Company]:
             if not isinstance(c.get(k), str) or not c.get(k).strip():
                 raise DataError(f"company '{cid}' needs a text value for '{k}'", rel, line, k)
             if any(unicodedata.category(ch).startswith("C") for ch in c[k]):
-                raise DataError(
-                    f"company '{cid}': {k} has a control or invisible character", rel, line_of(text, k, cid), k
-                )
+                raise DataError(f"company '{cid}': {k} has a control or invisible character", rel, at(k), k)
         if not isinstance(c.get("sector", ""), str):
-            raise DataError("sector must be text", rel, line_of(text, "sector", cid), "sector")
+            raise DataError("sector must be text", rel, at("sector"), "sector")
         known = set(required) | {"fiscal_year_end", "sector", "policy_changes", "segments", "fiscal_calendar"}
         for k in c:
             if k not in known:
                 raise DataError(
                     f"unknown key in company '{cid}'; known keys: {', '.join(sorted(known))}",
                     rel,
-                    line_of(text, k, cid),
+                    at(k),
                     k,
                 )
         if c["reporting"] not in ("ytd", "quarterly"):
             raise DataError(
                 f"reporting must be 'ytd' or 'quarterly', not '{c['reporting']}'",
                 rel,
-                line_of(text, "reporting", cid),
+                at("reporting"),
                 "reporting",
             )
         fye = c.get("fiscal_year_end", 12)
@@ -118,14 +172,14 @@ def load_registry(root: Path) -> dict[str, Company]:
             raise DataError(
                 "must be a month number 1-12",
                 rel,
-                line_of(text, "fiscal_year_end", cid),
+                at("fiscal_year_end"),
                 "fiscal_year_end",
             )
         if not re.fullmatch(r"[A-Z]{3}", c["currency"]):
             raise DataError(
                 f"currency must be an ISO code like RMB, HKD or USD, not '{c['currency']}'",
                 rel,
-                line_of(text, "currency", cid),
+                at("currency"),
                 "currency",
             )
         changes = []
@@ -134,21 +188,27 @@ def load_registry(root: Path) -> dict[str, Company]:
             raise DataError(
                 f"must be a list of tables: [[{cid}.policy_changes]] with id, title, effective, items",
                 rel,
-                line_of(text, "policy_changes", cid) or line,
+                at("policy_changes"),
                 "policy_changes",
             )
-        for pc in pcs:
-            pc_line = line_of(text, "effective", cid) or line
+        for n, pc in enumerate(pcs):
+
+            def pc_line(key, n=n, cid=cid, at=at):
+                """The line of `key` in the n-th [[ID.policy_changes]] (its header if the key is not written)."""
+                return toml_line(text, (cid, "policy_changes"), key, n) or at("policy_changes")
+
             for key, kind in (("id", str), ("title", str), ("effective", str), ("source", str), ("items", list)):
-                if key in pc and not isinstance(pc[key], kind):
+                if key in pc and not (
+                    isinstance(pc[key], kind) and (kind is str or all(isinstance(i, str) for i in pc[key]))
+                ):
                     raise DataError(f"policy change: {key} must be {'a list of item ids' if kind is list else 'text'}",
-                                    rel, pc_line, key)  # fmt: skip
+                                    rel, pc_line(key), key)  # fmt: skip
             bad = [i for i in pc.get("items", []) if i not in {it.id for it in ITEMS}]
             if bad:
                 raise DataError(
                     f"policy change '{pc.get('id')}': '{bad[0]}' is not an item; use ids like selling_expenses",
                     rel,
-                    pc_line,
+                    pc_line("items"),
                     "items",
                 )
             try:
@@ -157,7 +217,7 @@ def load_registry(root: Path) -> dict[str, Company]:
                 raise DataError(
                     f"policy change '{pc.get('id')}' needs effective = \"YYYYQn\"",
                     rel,
-                    line_of(text, "effective", cid),
+                    pc_line("effective"),
                     "effective",
                 ) from None
             changes.append(
@@ -174,7 +234,7 @@ def load_registry(root: Path) -> dict[str, Company]:
             raise DataError(
                 f"fiscal_calendar must be {' or '.join(FISCAL_CALENDARS)} (or left out), not {calendar!r}",
                 rel,
-                line_of(text, "fiscal_calendar", cid),
+                at("fiscal_calendar"),
                 "fiscal_calendar",
             )
         out[cid] = Company(
@@ -200,22 +260,28 @@ def _segments(value, cid: str, rel: str, text: str, line) -> tuple[Segment, ...]
     """[[ID.segments]] tables: id, name, name_zh, group (the peer group the segment is compared with)."""
     if isinstance(value, list) and not value:  # most companies: no line to find (a search per company is quadratic)
         return ()
-    where = line_of(text, "segments", cid) or line
+
+    def where(n=None, key=None):
+        """The line of `key` in the n-th [[ID.segments]] entry, else of the segments as a whole (for a message)."""
+        found = toml_line(text, (cid, "segments"), key, n) if n is not None else None
+        return found or line_of(text, "segments", cid) or line
+
     if not isinstance(value, list) or not all(isinstance(s, dict) for s in value):
-        raise DataError(f"must be a list of tables: [[{cid}.segments]] with id, name, name_zh, group", rel, where,
+        raise DataError(f"must be a list of tables: [[{cid}.segments]] with id, name, name_zh, group", rel, where(),
                         "segments")  # fmt: skip
     out, seen = [], set()
-    for spec in value:
+    for n, spec in enumerate(value):
         for key in spec:
             if key not in ("id", "name", "name_zh", "group"):
                 raise DataError(f"unknown key in a segment of '{cid}'; known keys: id, name, name_zh, group", rel,
-                                where, key)  # fmt: skip
+                                where(n, key), key)  # fmt: skip
         for key in ("id", "name", "name_zh", "group"):
             if not isinstance(spec.get(key, ""), str) or (key != "group" and not spec.get(key, "").strip()):
-                raise DataError(f"a segment of '{cid}' needs a text value for '{key}'", rel, where, key)
+                raise DataError(f"a segment of '{cid}' needs a text value for '{key}'", rel, where(n, key), key)
         sid = spec["id"]
         if not COMPANY_ID.fullmatch(sid) or sid in seen:
-            raise DataError(f"'{sid}' is not a segment id (letters, digits, _ and -, once each)", rel, where, "id")
+            raise DataError(f"'{sid}' is not a segment id (letters, digits, _ and -, once each)", rel,
+                            where(n, "id"), "id")  # fmt: skip
         seen.add(sid)
         out.append(Segment(sid, spec["name"], spec["name_zh"], spec.get("group", "")))
     return tuple(out)
@@ -248,13 +314,14 @@ def load_labels(root: Path) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
                 line_of(text, company, "overrides"),
                 company,
             )
-    for scope in [labels, *overrides.values()]:
+    scopes = [(("labels",), labels), *((("overrides", c), m) for c, m in overrides.items())]
+    for table, scope in scopes:
         for label, item in scope.items():
             if not isinstance(item, str) or item not in valid:
                 raise DataError(
                     f"'{item}' is not a canonical item; use one of {', '.join(sorted(valid))}",
                     rel,
-                    line_of(text, label),
+                    toml_line(text, table, label) or line_of(text, label, ".".join(table)) or line_of(text, label),
                     label,
                 )
     return (
@@ -278,18 +345,45 @@ def load_fx(root: Path) -> dict[tuple[str, str, str], tuple[float, str, int]]:
 
     out = {}
     for line, r in readers.records(path, rel, check_header, cols):
+        currency = r["currency"]
+        if not (currency.isascii() and re.fullmatch(r"[A-Za-z]{3}", currency)):
+            odd = next((ch for ch in currency if not (ch.isascii() and ch.isalpha())), "")
+            why = f" ('{odd}' is U+{ord(odd):04X}, not a letter A-Z)" if odd else ""
+            raise DataError(
+                f"'{currency}' is not a currency code; write three letters A-Z like HKD or USD{why}",
+                rel,
+                line,
+                "currency",
+            )
         try:
+            if not r["period"].isascii():
+                raise PeriodError(r["period"])
             q = Quarter.parse(r["period"])
         except PeriodError:
             raise DataError(f"'{r['period']}' is not a quarter like 2025Q2", rel, line, "period") from None
         if r["basis"] not in BASES:
-            raise DataError(f"must be one of {', '.join(BASES)}", rel, line, "basis")
-        rate = parse_number(r["rmb_per_unit"])
-        if rate is None or rate <= 0:
-            raise DataError(f"'{r['rmb_per_unit']}' is not a positive rate", rel, line, "rmb_per_unit")
-        if not r.get("source_url"):
+            raise DataError(f"'{r['basis']}' is not a basis; use one of {', '.join(BASES)}", rel, line, "basis")
+        rate, why = number_problem(r["rmb_per_unit"])
+        if rate is None or (rate <= 0 and not out_of_range(r["rmb_per_unit"], rate, RATE_RANGE)):
+            why = f": {why}" if why else ""
+            raise DataError(f"'{r['rmb_per_unit']}' is not a positive rate{why}", rel, line, "rmb_per_unit")
+        if out_of_range(r["rmb_per_unit"], rate, RATE_RANGE):
+            raise DataError(
+                f"'{r['rmb_per_unit']}' is out of range for an FX rate: RMB per unit of a currency lies between "
+                f"{readers.bounds_text(RATE_RANGE)}",
+                rel,
+                line,
+                "rmb_per_unit",
+            )
+        source = r.get("source_url", "")
+        if not source:
             raise DataError("every rate needs its source", rel, line, "source_url")
-        key = (r["currency"].upper(), str(q), r["basis"])
+        if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in source):
+            raise DataError(
+                f"'{source}' is not a source address: it holds a space or an invisible character", rel, line,
+                "source_url",
+            )  # fmt: skip
+        key = (currency.upper(), str(q), r["basis"])
         if key in out:
             raise DataError(
                 f"a second rate for {key[0]} {key[1]} {key[2]} (first on line {out[key][2]})", rel, line, "period"
@@ -332,7 +426,7 @@ def load_financials(
     path = files[0]
     rel = _rel(path, root)
     label_map = {**labels, **overrides.get(company.id, {})}
-    if path.suffix.lower() == ".csv" and not path.read_bytes()[:4096].strip(b"\xef\xbb\xbf \t\r\n"):
+    if path.suffix.lower() == ".csv" and _blank(path):
         _no_figures(company, rel, warnings)  # an empty file: a peer with no figures yet, said plainly
         return []
 
@@ -441,6 +535,16 @@ def load_segments(
                 raise
             problems.append(e)
     return out
+
+
+def _blank(path: Path) -> bool:
+    """Whether a file holds nothing but a BOM and white space; read a block at a time, only until its first other
+    byte (a data file is never read whole to look at it)."""
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 16):
+            if block.strip(b"\xef\xbb\xbf \t\r\n"):
+                return False
+    return True
 
 
 def _no_figures(company: Company, rel: str, warnings: list | None) -> None:

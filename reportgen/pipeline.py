@@ -202,6 +202,13 @@ def group_stats(ctx: Context, table: pd.DataFrame) -> pd.DataFrame:
     return peer_stats(table, ctx.settings.subject, ctx.settings.groups)
 
 
+class _AnyRate(dict):
+    """The FX rates when data/fx.csv could not be read: every rate counts as present (and none is used)."""
+
+    def __contains__(self, key) -> bool:
+        return True
+
+
 def validate(root: Path, warnings: list | None = None) -> list[ReportgenError]:
     """Check every data and config file; return every problem found (empty when all is well). Things worth
     saying that are not errors (a peer's file with no figures) go to `warnings` when given."""
@@ -226,7 +233,7 @@ def validate(root: Path, warnings: list | None = None) -> list[ReportgenError]:
         fx = loaders.load_fx(root)
     except ReportgenError as e:
         problems.append(e)
-        fx = {}
+        fx = _AnyRate()  # its problem is listed; the data files' rows are not each said to lack a rate as well
     if settings and companies:
         try:
             check_settings(settings, companies)

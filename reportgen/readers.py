@@ -9,11 +9,13 @@ DataError naming the file, line and field. It never reads more than it needs: ro
 from __future__ import annotations
 
 import csv
+import datetime
 import functools
 import math
 import re
 import sys
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import BinaryIO
 
 from .errors import DataError, PeriodError
@@ -38,6 +40,20 @@ _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 _GROUPED = re.compile(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
 # full-width digits, sign, point and comma (as Chinese input methods type them) and the true minus sign
 _WIDE = str.maketrans("０１２３４５６７８９．，＋－\u2212", "0123456789.,+--")
+#: The magnitudes a number read from a data file may have, zero aside. A figure (an amount in its unit, a stated
+#: ratio in percent) lies within 1e-6 and 1e15: every whole number up to 1e15 is held exactly, and a figure beyond
+#: either bound is a typing error (an exponent or a unit gone wrong), never a company's. An FX rate (RMB per unit
+#: of a currency) lies within 1e-6 and 1e6. A spelling that cannot be held at all (1e400, or 1e-400, which would
+#: read as 0) is out of range too.
+FIGURE_RANGE = (1e-6, 1e15)
+RATE_RANGE = (1e-6, 1e6)
+#: a CSV line longer than this is refused (a file with no line breaks, or CR-only ones, is not read whole)
+MAX_LINE_BYTES = 4 << 20
+# what a spreadsheet writes for a value it holds instead of a number
+_EXCEL_ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA", "#SPILL!",
+                 "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!")  # fmt: skip
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
+_TIME = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
 
 
 def number_problem(text: str) -> tuple[float | None, str]:
@@ -67,6 +83,17 @@ def number_problem(text: str) -> tuple[float | None, str]:
         return None, "write a negative figure with a minus sign (-1234), not in parentheses"
     if t.endswith("%") and _NUMBER.match(t[:-1].strip()):
         return None, "a percent sign; write the bare number and the unit percent"
+    if t.upper() in _EXCEL_ERRORS:
+        return None, (
+            f"it is the error value {t.upper()} (a spreadsheet formula that failed), where a number is expected; "
+            "fix the formula or type the figure"
+        )
+    if _DATE_TIME.fullmatch(t):
+        return None, "it is a date (in a workbook: a cell holding or formatted as a date), where a number is expected"
+    if _TIME.fullmatch(t):
+        return None, "it is a time of day (in a workbook: a cell formatted as a time), where a number is expected"
+    if t.upper() in ("TRUE", "FALSE"):
+        return None, "it is a TRUE/FALSE value, where a number is expected"
     odd = [ch for ch in t if not (ch.isascii() and (ch.isdigit() or ch in "+-.,eE"))]
     if odd and any(ch.isdigit() for ch in t):
         shown = "".join(odd[:3])
@@ -80,7 +107,28 @@ def printed_uncertainty(text: str) -> float:
     t = str(text).strip().translate(_WIDE).replace(",", "").lstrip("+-")
     mantissa, _, exponent = t.lower().partition("e")
     decimals = len(mantissa.partition(".")[2])
-    return 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+    try:
+        return 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+    except (OverflowError, ValueError):  # 0e400: no float holds its last digit's place
+        return math.inf
+
+
+def bounds_text(bounds: tuple[float, float]) -> str:
+    """(1e-6, 1e15) -> '1e-6 and 1e15', as a message names a range."""
+    return " and ".join(f"{b:.0e}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e") for b in bounds)
+
+
+def out_of_range(text: str, value: float, bounds: tuple[float, float] = FIGURE_RANGE) -> bool:
+    """Whether a number read from `text` (number_problem's value) cannot be taken as written: it does not fit a
+    float (1e400), it is a non-zero spelling that reads as 0 (1e-400), its magnitude is outside `bounds`
+    (FIGURE_RANGE, RATE_RANGE), or it is a zero printed to a place beyond the upper bound (0e400)."""
+    lo, hi = bounds
+    if not math.isfinite(value) or abs(value) > hi:
+        return True
+    if value == 0:
+        mantissa = str(text).strip().translate(_WIDE).lower().partition("e")[0]
+        return bool(re.search(r"[1-9]", mantissa)) or not printed_uncertainty(text) <= hi
+    return abs(value) < lo
 
 
 def parse_number(text: str) -> float | None:
@@ -90,12 +138,22 @@ def parse_number(text: str) -> float | None:
 
 # -- file formats -------------------------------------------------------------------------------------------------
 def _text_lines(fh: BinaryIO, rel: str) -> Iterator[str]:
-    """The file's lines decoded as UTF-8 (a BOM is dropped), read one at a time; DataError at the first line that
-    is not UTF-8 text or holds a NUL byte."""
+    """The file's lines decoded as UTF-8 (a BOM is dropped), read one at a time and never more than
+    MAX_LINE_BYTES of one; DataError at the first line that is not UTF-8 text, holds a NUL byte or is too long, and
+    at a file whose lines end in CR alone (classic Mac OS), which would otherwise be read as one line."""
     offset = 0
-    for n, raw in enumerate(fh, start=1):
+    for n, raw in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES + 1), b""), start=1):
         if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw, offset = raw[3:], 3
+        if n == 1 and re.search(rb"\r(?!\n|$)", raw):
+            raise DataError(
+                "the lines of this file end in CR alone (old Mac line ends), so it reads as one line; save it "
+                "with Windows (CRLF) or Unix (LF) line ends, e.g. as CSV UTF-8 in Excel or with dos2unix/mac2unix",
+                rel,
+                1,
+            )
+        if len(raw) > MAX_LINE_BYTES:
+            raise DataError(f"the line is longer than {MAX_LINE_BYTES >> 20} MB; is this a CSV text file?", rel, n)
         if b"\x00" in raw:
             raise DataError("contains NUL bytes; this is not a CSV text file", rel, n)
         try:
@@ -161,14 +219,29 @@ def csv_records(fh: BinaryIO, rel: str, on_header: HeaderHook | None = None, col
                 rel,
                 start,
             ) from None
+        if "new-line character seen in unquoted field" in str(e):
+            raise DataError(
+                "a carriage return (CR) in the middle of the line, outside quotes; remove it, or quote the field",
+                rel,
+                reader.line_num,
+            ) from None
         raise DataError(f"not valid CSV: {e}", rel, reader.line_num) from None
+
+
+#: separators a CSV file may have been saved with instead of the comma, as a message names them
+_SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'", ":": "':'", "^": "'^'", "~": "'~'", "#": "'#'", " ": "spaces"}
 
 
 def _check_header(header: list[str], rel: str) -> None:
     """A header that names a column twice, or that seems to use another separator than the comma."""
-    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
-        sep = "';'" if ";" in header[0] else "tabs"
-        raise DataError(f"the columns seem to be separated by {sep}; save the file as CSV with commas", rel, 1)
+    if len(header) == 1:
+        # the character that splits the one header cell into the most names (spaces only if nothing else does)
+        counts = {sep: len([p for p in header[0].split(sep) if p.strip()]) for sep in _SEPARATORS}
+        sep = max(counts, key=lambda k: (counts[k] > 1, k != " ", counts[k]))
+        if counts[sep] > 1:
+            raise DataError(
+                f"the columns seem to be separated by {_SEPARATORS[sep]}; save the file as CSV with commas", rel, 1
+            )
     seen: dict[str, int] = {}
     for i, name in enumerate(header, start=1):
         if name and name in seen:
@@ -178,18 +251,99 @@ def _check_header(header: list[str], rel: str) -> None:
         seen[name] = i
 
 
-def _cell_text(cell) -> str:
-    """A cell as it reads on screen: a number in a percent format is its percentage (0.065 shown as 6.5% -> 6.5)."""
+_CONDITION = re.compile(r"\[(<=|>=|<>|<|>|=)\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*\]")
+_TESTS = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__, "=": float.__eq__,
+          "<>": float.__ne__}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=512)
+def _format_sections(fmt: str) -> tuple[tuple[tuple[str, float] | None, int, int], ...]:
+    """An Excel number format's sections (split at each ';' that is not quoted, escaped or in brackets), each as
+    (its condition such as ('<', 100.0) or None, how many times it shows the number x100 with a '%', how many times
+    it shows it /1000 with a trailing ','). Only a live character counts: not one "in quotes", after a backslash,
+    after _ or * (a space as wide as, or a fill of, the next character), or [in brackets]."""
+    sections = []
+    cond, pct, scale, commas, after_digit = None, 0, 0, 0, False
+    i = 0
+    while i <= len(fmt):
+        ch = fmt[i] if i < len(fmt) else ";"
+        if ch == "," and (after_digit or commas):
+            commas += 1  # a thousands separator if a digit placeholder follows, else a /1000
+            i += 1
+            continue
+        if ch in "0#?":
+            commas, after_digit = 0, True
+            i += 1
+            continue
+        scale, commas, after_digit = scale + commas, 0, False  # anything else ends a run of commas
+        if ch == ";":
+            sections.append((cond, pct, scale))
+            cond, pct, scale = None, 0, 0
+        elif ch == '"':
+            end = fmt.find('"', i + 1)
+            i = len(fmt) - 1 if end < 0 else end
+        elif ch in "\\_*":
+            i += 1  # the next character is shown (or spaced, or repeated) as it is
+        elif ch == "[":
+            end = fmt.find("]", i)
+            end = len(fmt) - 1 if end < 0 else end
+            m = _CONDITION.fullmatch(fmt[i : end + 1])
+            if m:
+                cond = (m.group(1), float(m.group(2)))
+            i = end
+        elif ch == "%":
+            pct += 1
+        i += 1
+    return tuple(sections)
+
+
+def _format_of(fmt: str, v: float) -> tuple[int, int]:
+    """(percent signs, scaling commas) of the section of number format `fmt` that shows the value `v`."""
+    sections = _format_sections(fmt or "General")
+    if any(cond for cond, _, _ in sections):  # [<100]0.0%;[>=100]0.0,;...: the first section whose test holds
+        for cond, pct, scale in sections:
+            if cond and _TESTS[cond[0]](float(v), cond[1]):
+                return pct, scale
+        rest = [s for s in sections if s[0] is None]
+        return rest[0][1:] if rest else (0, 0)
+    if len(sections) == 1 or v > 0 or (v == 0 and len(sections) == 2):
+        return sections[0][1:]
+    return sections[1][1:] if v < 0 else sections[2][1:]
+
+
+def _cell_read(cell) -> tuple[str, bool]:
+    """A cell as it reads on screen, and whether its number format shows its number divided by 1000 or more (#,##0,
+    or 0.0,,: what it shows and what it holds differ by a factor no unit column can say). A number in a percent
+    format is its percentage (0.065 shown as 6.5% -> 6.5; a % in quotes or after a backslash is only a sign: 8.8
+    shown as 8.8% -> 8.8); a date is written YYYY-MM-DD; TRUE and FALSE as a spreadsheet shows them."""
     v = cell.value
     if v is None:
-        return ""
+        return "", False
     if isinstance(v, bool):
-        return str(v)
+        return str(v).upper(), False
     if isinstance(v, (int, float)):
-        if "%" in (getattr(cell, "number_format", None) or ""):
-            v = round(v * 100, 12)
-        return repr(v) if isinstance(v, float) else str(v)
-    return str(v)
+        try:
+            if not math.isfinite(v):
+                return repr(v), False
+        except OverflowError:  # an integer beyond any float: refused as out of range where a number is read
+            return str(v), False
+        pct, scale = _format_of(getattr(cell, "number_format", None) or "General", v)
+        if pct:
+            scaled = v * 100**pct
+            if not math.isfinite(scaled):  # beyond a float: the text is refused as out of range, never read as inf
+                return str(Decimal(repr(v)).scaleb(2 * pct)), scale > 0
+            v = round(scaled, 12) or scaled  # 8.799999999999999 -> 8.8; a tiny non-zero value stays non-zero
+        return (repr(v) if isinstance(v, float) else str(v)), scale > 0
+    if isinstance(v, datetime.datetime):
+        return (v.date().isoformat() if v.time() == datetime.time() else v.isoformat(sep=" ")), False
+    if isinstance(v, (datetime.date, datetime.time)):
+        return v.isoformat(), False
+    return str(v), False
+
+
+def _cell_text(cell) -> str:
+    """A cell as it reads on screen (see _cell_read)."""
+    return _cell_read(cell)[0]
 
 
 def xlsx_records(fh: BinaryIO, rel: str, on_header: HeaderHook | None = None, columns: tuple = ()) -> Iterator[Record]:
@@ -201,11 +355,14 @@ def xlsx_records(fh: BinaryIO, rel: str, on_header: HeaderHook | None = None, co
 
         wb = load_workbook(fh, read_only=True, data_only=True)
         ws = wb.worksheets[0]
+        # the sheet's <dimension> (its used range) is what a writer claimed, not what the sheet holds: a stale one
+        # would cut rows or columns silently, so every row is read to the sheet's end
+        ws.reset_dimensions()
     except Exception as e:  # openpyxl raises many kinds for a damaged file
         raise DataError(f"cannot read this workbook ({type(e).__name__}: {e})", rel) from None
     n = 1
     try:
-        rows = ws.iter_rows()
+        rows = ws.iter_rows(min_row=1, min_col=1)
         header_cells = next(rows, None)
         header = [_cell_text(c).strip() for c in header_cells or ()]
         while header and not header[-1]:
@@ -216,7 +373,8 @@ def xlsx_records(fh: BinaryIO, rel: str, on_header: HeaderHook | None = None, co
         drop = on_header(header) if on_header is not None else None
         width = len(header)
         for n, row in enumerate(rows, start=2):
-            cells = [_cell_text(c) for c in row]
+            read = [_cell_read(c) for c in row]
+            cells = [text for text, _ in read]
             if not any(c.strip() for c in cells):
                 continue
             extra = [c for c in cells[width:] if c.strip()]
@@ -238,6 +396,17 @@ def xlsx_records(fh: BinaryIO, rel: str, on_header: HeaderHook | None = None, co
                     rel,
                     n,
                     header[formula],
+                )
+            scaled = next((i for i, (_, shown_scaled) in enumerate(read[:width]) if shown_scaled), None)
+            if scaled is not None:
+                c = row[scaled]
+                raise DataError(
+                    f"cell {_column_letter(scaled + 1)}{n} shows its number divided by 1,000 or more (number format "
+                    f"'{c.number_format}'), so what it shows and what it holds differ; give it a format without "
+                    "trailing commas (such as 0.00) and write the unit of the number it holds",
+                    rel,
+                    n,
+                    header[scaled],
                 )
             if drop is not None and drop(cells):
                 continue
@@ -265,6 +434,7 @@ def _is_formula(fh: BinaryIO, row: int, col: int) -> bool:
         fh.seek(0)
         wb = load_workbook(fh, read_only=True, data_only=False)
         try:
+            wb.worksheets[0].reset_dimensions()
             for cells in wb.worksheets[0].iter_rows(min_row=row, max_row=row, min_col=col, max_col=col):
                 return any(isinstance(c.value, str) and c.value.startswith("=") for c in cells)
             return False
@@ -393,7 +563,7 @@ def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, 
     value, why = number_problem(r["value"])
     if value is None:
         raise DataError(f"'{r['value']}' is not a number" + (f": {why}" if why else ""), rel, line, "value")
-    if not math.isfinite(value) or abs(value) >= 1e18:
+    if out_of_range(r["value"], value):  # 1e400, 1e-400, 1e30: see FIGURE_RANGE
         raise DataError(f"'{r['value']}' is out of range for a financial figure", rel, line, "value")
     unit = UNIT_WORDS.get(r["unit"].strip(), r["unit"].strip().lower())
     if unit not in UNITS:
@@ -404,7 +574,7 @@ def reported_row(r: dict, line: int, rel: str, company: Company, label_map, fx, 
             "percent is the unit of stated ratios only, and a ratio label needs unit percent", rel, line, "unit"
         )
     currency = r["currency"].strip().upper()
-    if not _CURRENCY.fullmatch(currency):
+    if not (r["currency"].isascii() and _CURRENCY.fullmatch(currency)):  # not 'ßD', which upper() makes SSD
         raise DataError(
             f"unknown currency '{r['currency']}'; use an ISO code like RMB, HKD or USD", rel, line, "currency"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import shutil
 import textwrap
 from pathlib import Path
@@ -211,3 +212,19 @@ def write_mini(root: Path, files: dict[str, str]) -> Path:
 @pytest.fixture
 def mini_ws(tmp_path) -> Path:
     return write_mini(tmp_path / "mini", {})
+
+
+class CountingFile(io.BytesIO):
+    """A file that counts the bytes a reader took from it, however it reads (to see that a reader streams)."""
+
+    taken = 0
+
+    def readline(self, size=-1):
+        line = super().readline(size)
+        self.taken += len(line)
+        return line
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.taken += len(data)
+        return data

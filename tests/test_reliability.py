@@ -20,7 +20,7 @@ from reportgen import readers
 from reportgen.cli import cli
 from reportgen.errors import DataError
 
-from .conftest import FIN_HEADER, REPO, leftovers, write_mini
+from .conftest import FIN_HEADER, REPO, CountingFile, leftovers, write_mini
 from .smtp_server import recording_smtp as smtp  # noqa: F401  (the SMTP server fixture)
 from .smtp_server import smtp_env
 
@@ -256,25 +256,14 @@ def test_xlsx_with_a_truncated_sheet_is_a_message(runner, tmp_path):
     assert res.stderr.startswith("Error: data/financials/gamma.xlsx") and "cannot read this workbook" in res.stderr
 
 
-class _CountingFile(io.BytesIO):
-    """A file that counts the bytes handed out, to see how much of it a reader consumed."""
-
-    read_bytes = 0
-
-    def __iter__(self):
-        while line := self.readline():
-            self.read_bytes += len(line)
-            yield line
-
-
 def test_a_csv_is_read_as_a_stream_and_stops_at_its_first_problem():
     good = "2025Q2,3M,Revenue,1000,million,RMB,published,https://x\n"
     body = FIN_HEADER + good * 20 + "2025Q2,3M,Revenue,12o0,million,RMB,published,https://x\n" + good * 200_000
-    fh = _CountingFile(body.encode())
+    fh = CountingFile(body.encode())
     with pytest.raises(DataError, match="line 22|:22:"):
         for line, rec in readers.csv_records(fh, "big.csv", columns=readers.FINANCIAL_COLUMNS):
             readers.number_problem(rec["value"])[0] or (_ for _ in ()).throw(DataError("bad", "big.csv", line))
-    assert fh.read_bytes < 10_000 < len(body)  # a few lines read, not the 11 MB
+    assert fh.taken < 10_000 < len(body)  # a few lines read, not the 11 MB
 
 
 # -- the workspace is the boundary --------------------------------------------------------------------------------
@@ -345,7 +334,12 @@ def test_bad_source_date_epoch_names_the_variable(runner, tmp_path, epoch):
 
 
 @pytest.mark.parametrize(
-    "how", [("SOURCE_DATE_EPOCH", "4354819200"), ("SOURCE_DATE_EPOCH", "0"), ("--date", "2200-01-01")]
+    "how",
+    [
+        pytest.param(("SOURCE_DATE_EPOCH", "4354819200"), marks=pytest.mark.slow),
+        pytest.param(("SOURCE_DATE_EPOCH", "0"), marks=pytest.mark.slow),
+        ("--date", "2200-01-01"),
+    ],
 )
 def test_an_edition_dated_outside_a_zips_years_builds(runner, tmp_path, how):
     """A zip entry's time runs from 1980 to 2107 (the workbook is a zip): 2108 ended in a traceback."""
@@ -360,7 +354,7 @@ def test_an_edition_dated_outside_a_zips_years_builds(runner, tmp_path, how):
     assert year == {"4354819200": 2107, "0": 1980, "2200-01-01": 2107}[value]
 
 
-@pytest.mark.parametrize("damage", ["garbage", "foreign-schema"])
+@pytest.mark.parametrize("damage", ["garbage", pytest.param("foreign-schema", marks=pytest.mark.slow)])
 def test_a_damaged_ledger_stops_every_command_before_it_changes_anything(runner, tmp_path, damage):
     import sqlite3
 
@@ -452,7 +446,7 @@ def test_edition_folders_follow_the_umask(runner, tmp_path, umask):
         assert stat.S_IMODE((ws / "output" / state).stat().st_mode) == 0o666 & ~umask, state
 
 
-@pytest.mark.parametrize("name", [".ledger.sqlite3", ".editions.lock"])
+@pytest.mark.parametrize("name", [".ledger.sqlite3", pytest.param(".editions.lock", marks=pytest.mark.slow)])
 def test_a_ledger_or_lock_that_is_a_symbolic_link_is_refused_before_anything_is_written(runner, tmp_path, name):
     """A dangling link at output/.ledger.sqlite3 made the build create the delivery history outside the workspace;
     a looping link at the lock ended in "Too many levels of symbolic links"."""
@@ -551,3 +545,13 @@ def test_hidden_characters_in_any_toml_file_are_refused_where_they_stand(runner,
         assert res.exit_code == 1 and "Traceback" not in res.output, res.output
         assert where in res.stderr and "has a control or invisible character (\\" in res.stderr, res.stderr
     assert not (ws / "output/2025Q2").exists()
+
+
+def test_a_bad_fx_file_is_one_problem_not_one_per_foreign_row(runner, tmp_path):
+    """validate went on without rates, so every HKD row was also 'no HKD rate', pointing at the data files."""
+    ws = write_mini(tmp_path / "w", {})
+    fx = ws / "data/fx.csv"
+    fx.write_text(fx.read_text(encoding="utf-8").replace(",0.90,", ",0.9o,"), encoding="utf-8")
+    res = _invoke(runner, ws, "validate")
+    assert res.exit_code == 1 and "data/fx.csv:" in res.stderr, res.stderr
+    assert "no HKD rate" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

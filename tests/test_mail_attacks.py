@@ -272,6 +272,7 @@ def test_the_reply_after_data_waits_rfc_5321s_ten_minutes_and_the_deadline_does_
     assert seen == [deliver.DATA_TIMEOUT] * 3
 
 
+@pytest.mark.slow
 def test_the_deadline_bounds_each_step_not_the_message_and_its_reply_together(mail_ws, raw):
     """Deadline 3 s, as README and SECURITY.md say: the message step (MAIL to the end of DATA, here a trickled RCPT
     reply: 13 gaps of 0.1 s) and the reply after it (21 gaps) each stay within it, together they do not: the copy
@@ -295,7 +296,8 @@ def test_the_deadline_bounds_each_step_not_the_message_and_its_reply_together(ma
 # -- a deadline before the end of DATA fails cleanly (nothing can have arrived) -----------------------------------
 @pytest.mark.parametrize(
     ("slow", "step"),
-    [("GREETING", "the greeting, TLS and login"), ("EHLO", "the greeting, TLS and login"),
+    [("GREETING", "the greeting, TLS and login"),
+     pytest.param("EHLO", "the greeting, TLS and login", marks=pytest.mark.slow),
      ("RCPT", "the message to ceo@example.test")],
 )  # fmt: skip
 def test_a_deadline_before_the_message_is_handed_over_fails_the_list_cleanly(runner, mail_ws, raw, slow, step):
@@ -313,6 +315,7 @@ def test_a_deadline_before_the_message_is_handed_over_fails_the_list_cleanly(run
     assert [raw.copies(r) for r in TO] == [1, 1, 1]
 
 
+@pytest.mark.slow
 def test_a_goodbye_that_trickles_does_not_hold_the_send(mail_ws, raw):
     raw.trickle = {"QUIT"}
     started = time.monotonic()

@@ -35,6 +35,7 @@ def test_init_writes_a_workspace_that_builds_metrics(runner, tmp_path):
     assert again.exit_code == 0 and again.stdout == ""
 
 
+@pytest.mark.slow  # four builds of the default workspace (18 s): CI runs it with the other slow tests
 def test_an_unchanged_build_is_skipped_and_force_rebuilds(runner, tmp_path):
     from .conftest import write_mini
 

@@ -409,7 +409,7 @@ def inputs_hash(ctx: Context, quarter: Quarter) -> tuple[str, list[dict]]:
     h.update(f"{config.CONFIG_NAME} [report] [groups] {digest}\n".encode())
     listed = [{"path": config.CONFIG_NAME, "settings_sha256": digest}]
     for p in input_files(ctx):
-        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        digest = _file_sha256(p)
         rel = p.relative_to(ctx.root).as_posix()
         h.update(f"{rel} {digest}\n".encode())
         listed.append({"path": rel, "sha256": digest})
@@ -754,13 +754,19 @@ def _merge_languages(q: Quarter, langs: tuple[str, ...], results: dict) -> tuple
     return payload, summary
 
 
+def _file_sha256(path: Path) -> str:
+    """A file's SHA-256, read in blocks (a 200 MB data file is never held whole)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def _changed_files(edition_dir: Path, manifest: dict) -> list[str]:
     """The files of a built edition that are missing or differ from what its manifest recorded."""
     changed = []
     for name, meta in (manifest.get("files") or {}).items():
         path = edition_dir / name
         try:
-            ok = not path.is_symlink() and hashlib.sha256(path.read_bytes()).hexdigest() == meta.get("sha256")
+            ok = not path.is_symlink() and _file_sha256(path) == meta.get("sha256")
         except OSError:
             ok = False
         if not ok:
